@@ -1,0 +1,76 @@
+# tableinator: a pipeline of small tools that keeps Discogs records in PostgreSQL.
+# Each tool lives in its own directory with a module.mk naming it and its libraries;
+# code shared by the tools lives in lib/ and is linked as a static archive.
+
+CC       ?= gcc
+CFLAGS   ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -Ilib
+WARN      = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+BUILD    ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+VERSION  := $(shell cat VERSION)
+
+TOOLS    :=
+SCRIPTS  :=
+include $(sort $(wildcard */module.mk))
+
+LIB_SRC  := $(sort $(wildcard lib/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIBTBL   := $(BUILD)/libtbl.a
+BINS     := $(TOOLS:%=$(BUILD)/bin/%)
+
+.PHONY: all check deps test test-asan asan bench demo demo-stop install clean
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DTBL_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIBTBL): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# One link rule per tool: its own objects, the shared archive, its libraries.
+define tool_rule
+$(BUILD)/bin/$(1): $$(patsubst %.c,$(BUILD)/obj/%.o,$$(sort $$(wildcard $(1)/*.c))) $$(LIBTBL)
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$($(subst -,_,$(1))_LIBS)
+endef
+$(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+deps:
+	scripts/install-deps
+
+# make check: install what is missing, build, run every suite, then run the
+# per-tool suites again against binaries built with ASan and UBSan.
+check: deps all
+	tests/run $(BUILD)/bin
+	$(MAKE) asan
+	TBL_SUITES=unit tests/run build-asan/bin
+
+test: all
+	tests/run $(BUILD)/bin
+
+asan:
+	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' all
+
+bench: all
+	bench/run $(BUILD)/bin
+
+demo: deps all
+	scripts/demo start
+
+demo-stop:
+	scripts/demo stop
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/tableinator
+	install -m 755 $(BINS) $(SCRIPTS) $(DESTDIR)$(PREFIX)/bin
+	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/tableinator
+	for m in docs/man/*.1; do [ -e "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man1; done; true
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,50 @@
+/* A growable byte buffer. */
+#ifndef TBL_BUF_H
+#define TBL_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+struct buf {
+	char	*p;
+	size_t	 len;
+	size_t	 cap;
+};
+
+void	buf_reserve(struct buf *, size_t);
+void	buf_add(struct buf *, const void *, size_t);
+void	buf_adds(struct buf *, const char *);
+void	buf_printf(struct buf *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	buf_vprintf(struct buf *, const char *, va_list);
+void	buf_free(struct buf *);
+/* Drop the first n bytes. */
+void	buf_consume(struct buf *, size_t);
+/* Append s escaped for the inside of a JSON string, without quotes. */
+void	buf_json_escape(struct buf *, const char *, size_t);
+/* Append s as a JSON string literal, quotes included (RFC 8259 escaping). */
+void	buf_json_str(struct buf *, const char *, size_t);
+
+static inline void
+buf_addc(struct buf *b, char c)
+{
+	if (b->len + 1 > b->cap)
+		buf_reserve(b, 1);
+	b->p[b->len++] = c;
+}
+
+static inline void
+buf_reset(struct buf *b)
+{
+	b->len = 0;
+}
+
+
+
+/* As buf_json_str, but bytes that are not valid UTF-8 become U+FFFD, so the
+ * result is always valid JSON text (for logs and reasons). */
+void	buf_json_str_lossy(struct buf *, const char *, size_t);
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 if it is invalid. */
+size_t	utf8_seqlen(const unsigned char *, size_t);
+#endif

@@ -1,0 +1,261 @@
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "canon.h"
+#include "log.h"
+#include "util.h"
+
+#define JSON_MAX_DEPTH	200
+
+static size_t write_value(struct buf *, struct json_object *, unsigned, int);
+
+static void
+write_string(struct buf *b, const char *s, size_t n, unsigned flags, size_t *nuls)
+{
+	const char *z;
+
+	if (!(flags & CANON_STRIP_NUL) || (z = memchr(s, '\0', n)) == NULL) {
+		buf_json_str(b, s, n);
+		return;
+	}
+	buf_addc(b, '"');
+	for (;;) {
+		buf_json_escape(b, s, z ? (size_t)(z - s) : n);
+		if (z == NULL)
+			break;
+		(*nuls)++;
+		n -= (size_t)(z - s) + 1;
+		s = z + 1;
+		z = memchr(s, '\0', n);
+	}
+	buf_addc(b, '"');
+}
+
+struct member {
+	const char		*key;
+	struct json_object	*val;
+};
+
+static void
+sort_members(struct member *m, size_t n)
+{
+	struct member t;
+	size_t i, j;
+
+	/* Bodies arrive sorted already, so insertion sort runs in linear time. */
+	for (i = 1; i < n; i++) {
+		if (strcmp(m[i - 1].key, m[i].key) <= 0)
+			continue;
+		t = m[i];
+		for (j = i; j > 0 && strcmp(m[j - 1].key, t.key) > 0; j--)
+			m[j] = m[j - 1];
+		m[j] = t;
+	}
+}
+
+static size_t
+write_object(struct buf *b, struct json_object *o, unsigned flags, int top)
+{
+	struct member local[64], *m = local;
+	struct lh_entry *e;
+	size_t n = 0, i, nuls = 0, cap;
+	int written = 0;
+
+	cap = (size_t)json_object_object_length(o);
+	if (cap > NELEM(local))
+		m = xmalloc(cap * sizeof(*m));
+	for (e = json_object_get_object(o)->head; e != NULL; e = e->next) {
+		m[n].key = (const char *)lh_entry_k(e);
+		m[n].val = (struct json_object *)lh_entry_v(e);
+		if (top && (flags & CANON_DROP_META) &&
+		    (strcmp(m[n].key, "type") == 0 || strcmp(m[n].key, "sha256") == 0))
+			continue;
+		n++;
+	}
+	sort_members(m, n);
+	buf_addc(b, '{');
+	for (i = 0; i < n; i++) {
+		if (written++)
+			buf_addc(b, ',');
+		write_string(b, m[i].key, strlen(m[i].key), flags, &nuls);
+		buf_addc(b, ':');
+		nuls += write_value(b, m[i].val, flags, 0);
+	}
+	buf_addc(b, '}');
+	if (m != local)
+		free(m);
+	return nuls;
+}
+
+static size_t
+write_value(struct buf *b, struct json_object *o, unsigned flags, int top)
+{
+	size_t nuls = 0, i, n;
+	const char *s;
+
+	switch (json_object_get_type(o)) {
+	case json_type_null:
+		buf_add(b, "null", 4);
+		break;
+	case json_type_boolean:
+		if (json_object_get_boolean(o))
+			buf_add(b, "true", 4);
+		else
+			buf_add(b, "false", 5);
+		break;
+	case json_type_string:
+		write_string(b, json_object_get_string(o),
+		    (size_t)json_object_get_string_len(o), flags, &nuls);
+		break;
+	case json_type_int:
+	case json_type_double:
+		/* json-c keeps the text of a parsed double; integers print exactly. */
+		s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+		buf_adds(b, s);
+		break;
+	case json_type_array:
+		n = json_object_array_length(o);
+		buf_addc(b, '[');
+		for (i = 0; i < n; i++) {
+			if (i)
+				buf_addc(b, ',');
+			nuls += write_value(b, json_object_array_get_idx(o, i), flags, 0);
+		}
+		buf_addc(b, ']');
+		break;
+	case json_type_object:
+		nuls += write_object(b, o, flags, top);
+		break;
+	}
+	return nuls;
+}
+
+size_t
+canon_write(struct buf *b, struct json_object *o, unsigned flags)
+{
+	return write_value(b, o, flags, 1);
+}
+
+/* The first byte below 0x20 in s, or NULL; eight bytes at a time. */
+static const char *
+find_control(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	uint64_t w;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		if (((w - 0x20 * ones) & ~w & highs) != 0)
+			break;
+	}
+	for (; i < n; i++)
+		if ((unsigned char)s[i] < 0x20)
+			return s + i;
+	return NULL;
+}
+
+/*
+ * JSON allows raw control characters nowhere but as whitespace between
+ * tokens, and json-c does not check this inside strings: do it here. Only
+ * text that holds a control character at all is scanned byte by byte.
+ */
+static const char *
+check_controls(const char *s, size_t n)
+{
+	static char why[64];
+	const char *p, *end = s + n;
+	bool in_string = false;
+	unsigned char c;
+
+	if ((p = find_control(s, n)) == NULL)
+		return NULL;
+	for (p = s; p < end; p++) {
+		c = (unsigned char)*p;
+		if (in_string) {
+			if (c == '\\' && p + 1 < end)
+				p++;
+			else if (c == '"')
+				in_string = false;
+			else if (c < 0x20)
+				goto bad;
+		} else if (c == '"')
+			in_string = true;
+		else if (c < 0x20 && c != ' ' && c != '\t' && c != '\r' && c != '\n')
+			goto bad;
+	}
+	return NULL;
+bad:
+	snprintf(why, sizeof(why), "raw control character U+%04X", c);
+	return why;
+}
+
+struct json_object *
+json_parse_strict(const char *s, size_t n, const char **err)
+{
+	static json_tokener *tok;
+	struct json_object *o;
+	enum json_tokener_error jerr;
+
+	if (tok == NULL) {
+		if ((tok = json_tokener_new_ex(JSON_MAX_DEPTH)) == NULL)
+			die(EXIT_TEMPFAIL, "out of memory creating a JSON parser");
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	}
+	json_tokener_reset(tok);
+	if (n > 0x7fffffff) {
+		*err = "too large";
+		return NULL;
+	}
+	if ((*err = check_controls(s, n)) != NULL)
+		return NULL;
+	o = json_tokener_parse_ex(tok, s, (int)n);
+	jerr = json_tokener_get_error(tok);
+	if (o == NULL || jerr != json_tokener_success) {
+		if (o != NULL)
+			json_object_put(o);
+		*err = jerr == json_tokener_continue ? "unexpected end of input" :
+		    json_tokener_error_desc(jerr);
+		return NULL;
+	}
+	if ((size_t)json_tokener_get_parse_end(tok) != n) {
+		/* Only whitespace may follow the value. */
+		size_t i;
+		for (i = json_tokener_get_parse_end(tok); i < n; i++)
+			if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
+				json_object_put(o);
+				*err = "text after the JSON value";
+				return NULL;
+			}
+	}
+	return o;
+}
+
+void
+sha256_hex(const void *p, size_t n, char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	static EVP_MD_CTX *ctx;
+	static EVP_MD *md;
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned int dn = 0, i;
+
+	if (ctx == NULL) {
+		if ((md = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL ||
+		    (ctx = EVP_MD_CTX_new()) == NULL)
+			die(EXIT_SOFTWARE, "OpenSSL: SHA-256 is not available");
+	}
+	if (EVP_DigestInit_ex(ctx, md, NULL) != 1 || EVP_DigestUpdate(ctx, p, n) != 1 ||
+	    EVP_DigestFinal_ex(ctx, d, &dn) != 1 || dn != 32)
+		die(EXIT_SOFTWARE, "OpenSSL: SHA-256 failed");
+	for (i = 0; i < 32; i++) {
+		out[2 * i] = hex[d[i] >> 4];
+		out[2 * i + 1] = hex[d[i] & 15];
+	}
+	out[64] = '\0';
+}

@@ -1,0 +1,2 @@
+TOOLS += tblhash
+tblhash_LIBS = -ljson-c -lcrypto
