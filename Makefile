@@ -4,7 +4,7 @@
 
 CC       ?= gcc
 CFLAGS   ?= -O2 -g
-CPPFLAGS += -D_GNU_SOURCE -Ilib
+CPPFLAGS += -D_GNU_SOURCE -Ilib -I/usr/include/postgresql
 WARN      = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 BUILD    ?= build
 PREFIX   ?= /usr/local
@@ -33,11 +33,22 @@ $(LIBTBL): $(LIB_OBJ)
 
 # One link rule per tool: its own objects, the shared archive, its libraries.
 define tool_rule
-$(BUILD)/bin/$(1): $$(patsubst %.c,$(BUILD)/obj/%.o,$$(sort $$(wildcard $(1)/*.c))) $$(LIBTBL)
+$(BUILD)/bin/$(1): $$(patsubst %.c,$(BUILD)/obj/%.o,$$(sort $$(wildcard $(1)/*.c))) $$($(subst -,_,$(1))_EXTRA) $$(LIBTBL)
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$($(subst -,_,$(1))_LIBS)
 endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
+
+# Files embedded into a tool as a C string (see tblload's schema).
+$(BUILD)/gen/%_sql.c: sql/%.sql
+	@mkdir -p $(@D)
+	{ echo 'const char $*_sql[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(WARN) -Wno-missing-variable-declarations $(CFLAGS) -c -o $@ $<
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -74,3 +85,5 @@ install: all
 
 clean:
 	rm -rf build build-asan
+
+.SECONDARY:

@@ -9,10 +9,11 @@ buf_reserve(struct buf *b, size_t more)
 {
 	size_t cap;
 
-	if (b->len + more <= b->cap)
+	/* One byte more than asked, so the text can always end in NUL. */
+	if (b->len + more < b->cap)
 		return;
 	cap = b->cap ? b->cap : 256;
-	while (cap < b->len + more)
+	while (cap <= b->len + more)
 		cap *= 2;
 	b->p = xrealloc(b->p, cap);
 	b->cap = cap;
@@ -26,6 +27,7 @@ buf_add(struct buf *b, const void *p, size_t n)
 	buf_reserve(b, n);
 	memcpy(b->p + b->len, p, n);
 	b->len += n;
+	b->p[b->len] = '\0';
 }
 
 void
@@ -45,7 +47,7 @@ buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	va_end(aq);
 	if (n < 0)
 		return;
-	if ((size_t)n >= b->cap - b->len || b->p == NULL) {
+	if (b->p == NULL || (size_t)n >= b->cap - b->len) {
 		buf_reserve(b, (size_t)n + 1);
 		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
 	}
@@ -79,6 +81,7 @@ buf_consume(struct buf *b, size_t n)
 	}
 	memmove(b->p, b->p + n, b->len - n);
 	b->len -= n;
+	b->p[b->len] = '\0';
 }
 
 /* Escape n bytes as the inside of a JSON string: only '"', '\\' and
@@ -126,6 +129,7 @@ json_escape(struct buf *b, const unsigned char *p, const unsigned char *end)
 		}
 		p++;
 	}
+	b->p[b->len] = '\0';
 }
 
 void

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <string.h>
 
+/* The bytes are always followed by a NUL (once anything was added), so p
+ * can be passed where a C string is wanted. */
 struct buf {
 	char	*p;
 	size_t	 len;
@@ -29,15 +31,18 @@ void	buf_json_str(struct buf *, const char *, size_t);
 static inline void
 buf_addc(struct buf *b, char c)
 {
-	if (b->len + 1 > b->cap)
+	if (b->len + 1 >= b->cap)
 		buf_reserve(b, 1);
 	b->p[b->len++] = c;
+	b->p[b->len] = '\0';
 }
 
 static inline void
 buf_reset(struct buf *b)
 {
 	b->len = 0;
+	if (b->p != NULL)
+		b->p[0] = '\0';
 }
 
 

@@ -28,6 +28,7 @@ void	*xcalloc(size_t, size_t);
 void	*xrealloc(void *, size_t);
 char	*xstrdup(const char *);
 char	*xstrndup(const char *, size_t);
+char	*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
 
 /* Write all of buf, retrying on EINTR and short writes; -1 with errno on error. */
 int	 write_all(int, const void *, size_t);

@@ -1,0 +1,487 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "buf.h"
+#include "db.h"
+#include "log.h"
+#include "num.h"
+#include "util.h"
+
+#define NPARAMS	8
+
+struct db {
+	PGconn		*conn;
+	bool		 staged;	/* staging tables exist on this connection */
+	bool		 schema_done;
+	const char	*keys[NPARAMS + 1];
+	const char	*vals[NPARAMS + 1];
+	char		 host[256], port[8];
+	const char	*dbname;
+	char		 where[320];
+	struct buf	 sql[NTABLES];	/* upsert statement per record type */
+};
+
+struct db *
+db_new(void)
+{
+	struct db *db = xcalloc(1, sizeof(*db));
+	const char *addr, *colon, *v, *host;
+	const char *why;
+	long long port;
+	size_t hl;
+	int n = 0;
+
+	if ((addr = env_str("POSTGRES_ADDRESS", NULL)) != NULL) {
+		/* host[:port], or [v6-address][:port] */
+		if (addr[0] == '[') {
+			if ((colon = strchr(addr, ']')) == NULL)
+				die(EXIT_CONFIG, "POSTGRES_ADDRESS: missing ']' in '%s'", addr);
+			hl = (size_t)(colon - addr - 1);
+			host = addr + 1;
+			if (colon[1] != '\0' && colon[1] != ':')
+				die(EXIT_CONFIG, "POSTGRES_ADDRESS: unexpected text after ']' in '%s'", addr);
+			colon = colon[1] == ':' ? colon + 1 : NULL;
+		} else {
+			colon = strrchr(addr, ':');
+			hl = colon ? (size_t)(colon - addr) : strlen(addr);
+			host = addr;
+		}
+		if (hl == 0)
+			die(EXIT_CONFIG, "POSTGRES_ADDRESS: no host in '%s' (want host[:port])", addr);
+		if (hl >= sizeof(db->host))
+			die(EXIT_CONFIG, "POSTGRES_ADDRESS: host name too long");
+		memcpy(db->host, host, hl);
+		port = 5432;
+		if (colon != NULL && parse_ll(colon + 1, 1, 65535, &port, &why) < 0)
+			die(EXIT_CONFIG, "POSTGRES_ADDRESS: port '%s' is %s (want 1 to 65535)",
+			    colon + 1, why);
+		snprintf(db->port, sizeof(db->port), "%lld", port);
+		db->keys[n] = "host", db->vals[n++] = db->host;
+		db->keys[n] = "port", db->vals[n++] = db->port;
+	}
+	if ((v = env_str("POSTGRES_USERNAME", NULL)) != NULL)
+		db->keys[n] = "user", db->vals[n++] = v;
+	if ((v = getenv("POSTGRES_PASSWORD")) != NULL)
+		db->keys[n] = "password", db->vals[n++] = v;
+	db->dbname = env_str("POSTGRES_DATABASE", env_str("PGDATABASE", "discogsography"));
+	db->keys[n] = "dbname", db->vals[n++] = db->dbname;
+	db->keys[n] = "application_name", db->vals[n++] = "tblload";
+	db->keys[n] = "connect_timeout", db->vals[n++] = "10";
+	db->keys[n] = NULL;
+	db->vals[n] = NULL;
+	snprintf(db->where, sizeof(db->where), "database %s on %s%s%s", db->dbname,
+	    db->host[0] ? db->host : env_str("PGHOST", "the default host"),
+	    db->host[0] ? ":" : "", db->port);
+	return db;
+}
+
+const char *
+db_describe(const struct db *db)
+{
+	return db->where;
+}
+
+void
+db_close(struct db *db)
+{
+	int i;
+
+	if (db == NULL)
+		return;
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	for (i = 0; i < NTABLES; i++)
+		buf_free(&db->sql[i]);
+	free(db);
+}
+
+/* Copy a libpq message into err without its trailing newline. */
+static void
+set_err(char *err, size_t errsz, const char *sqlstate, const char *msg)
+{
+	size_t n;
+
+	if (sqlstate != NULL && *sqlstate)
+		snprintf(err, errsz, "%s %s", sqlstate, msg ? msg : "");
+	else
+		snprintf(err, errsz, "%s", msg ? msg : "unknown error");
+	n = strlen(err);
+	while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
+		err[--n] = '\0';
+	for (; n > 0; n--)
+		if (err[n - 1] == '\n' || err[n - 1] == '\t')
+			err[n - 1] = ' ';
+}
+
+/* Sort an error into what to do about the batch, by SQLSTATE class. */
+static enum outcome
+classify_state(const char *st)
+{
+	if (st == NULL || strlen(st) != 5)
+		return OUT_TRANSIENT;
+	if (strncmp(st, "08", 2) == 0 || strncmp(st, "40", 2) == 0 ||
+	    strncmp(st, "53", 2) == 0 || strncmp(st, "57", 2) == 0 ||
+	    strncmp(st, "58", 2) == 0 || strcmp(st, "55P03") == 0 ||
+	    strcmp(st, "55006") == 0)
+		return OUT_TRANSIENT;
+	if (strncmp(st, "22", 2) == 0 || strncmp(st, "23", 2) == 0 ||
+	    strncmp(st, "54", 2) == 0)
+		return OUT_DATA;
+	if (strncmp(st, "28", 2) == 0 || strncmp(st, "42", 2) == 0 ||
+	    strncmp(st, "3D", 2) == 0 || strncmp(st, "3F", 2) == 0 ||
+	    strncmp(st, "0A", 2) == 0)
+		return OUT_CONFIG;
+	return OUT_FATAL;
+}
+
+/* The outcome of a result that is not what was wanted. */
+static enum outcome
+result_error(struct db *db, PGresult *res, char *err, size_t errsz)
+{
+	const char *st = NULL, *msg, *ctx;
+	char full[1024];
+
+	if (res != NULL) {
+		st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		ctx = PQresultErrorField(res, PG_DIAG_CONTEXT);
+		if (msg == NULL)
+			msg = PQerrorMessage(db->conn);
+		snprintf(full, sizeof(full), "%s%s%s", msg, ctx ? " (" : "", ctx ? ctx : "");
+		if (ctx)
+			strncat(full, ")", sizeof(full) - strlen(full) - 1);
+	} else
+		snprintf(full, sizeof(full), "%s", PQerrorMessage(db->conn));
+	set_err(err, errsz, st, full);
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		return OUT_TRANSIENT;
+	return classify_state(st);
+}
+
+/* Run a statement that returns no rows. */
+static enum outcome
+exec_cmd(struct db *db, const char *sql, char *err, size_t errsz)
+{
+	PGresult *res = PQexec(db->conn, sql);
+	enum outcome o = OUT_OK;
+
+	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK))
+		o = result_error(db, res, err, errsz);
+	PQclear(res);
+	return o;
+}
+
+/*
+ * A connection failure is a configuration error when the server answered
+ * and refused us (credentials, missing role or database, pg_hba), and
+ * temporary when it could not be reached or is starting or stopping.
+ * libpq gives no SQLSTATE here, so this reads the message.
+ */
+static enum outcome
+classify_connect(PGconn *c)
+{
+	static const char *const config[] = {
+		"password authentication failed", "authentication failed",
+		"no password supplied", "no pg_hba.conf entry", "does not exist",
+		"permission denied", "SSL required", "certificate",
+	};
+	const char *msg = PQerrorMessage(c);
+	size_t i;
+
+	if (PQconnectionNeedsPassword(c))
+		return OUT_CONFIG;
+	if (strstr(msg, "starting up") || strstr(msg, "shutting down") ||
+	    strstr(msg, "too many clients") || strstr(msg, "recovery mode"))
+		return OUT_TRANSIENT;
+	for (i = 0; i < NELEM(config); i++)
+		if (strstr(msg, config[i]) != NULL)
+			return OUT_CONFIG;
+	return OUT_TRANSIENT;
+}
+
+static PGconn *
+connect_to(struct db *db, const char *dbname)
+{
+	const char *vals[NPARAMS + 1];
+	int i;
+
+	for (i = 0; db->keys[i] != NULL; i++)
+		vals[i] = strcmp(db->keys[i], "dbname") == 0 ? dbname : db->vals[i];
+	vals[i] = NULL;
+	return PQconnectdbParams(db->keys, vals, 0);
+}
+
+/* Create the database through the maintenance database "postgres". */
+static enum outcome
+create_database(struct db *db, char *err, size_t errsz)
+{
+	PGconn *admin = connect_to(db, "postgres");
+	PGresult *res;
+	const char *params[1] = { db->dbname };
+	char *ident, sql[512];
+	enum outcome o = OUT_OK;
+
+	if (PQstatus(admin) != CONNECTION_OK) {
+		o = classify_connect(admin);
+		set_err(err, errsz, NULL, PQerrorMessage(admin));
+		PQfinish(admin);
+		return o;
+	}
+	res = PQexecParams(admin, "SELECT 1 FROM pg_database WHERE datname = $1", 1, NULL,
+	    params, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 0) {
+		PQclear(res);
+		if ((ident = PQescapeIdentifier(admin, db->dbname, strlen(db->dbname))) == NULL)
+			die(EXIT_CONFIG, "POSTGRES_DATABASE: cannot quote '%s'", db->dbname);
+		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", ident);
+		PQfreemem(ident);
+		res = PQexec(admin, sql);
+		if (PQresultStatus(res) == PGRES_COMMAND_OK)
+			log_msg(LOG_INFO, "🆕 Created database %s", db->dbname);
+		else if (strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE) ?
+		    PQresultErrorField(res, PG_DIAG_SQLSTATE) : "", "42P04") != 0) {
+			/* 42P04: someone else created it meanwhile. */
+			db->conn = admin;
+			o = result_error(db, res, err, errsz);
+			db->conn = NULL;
+		}
+	} else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db->conn = admin;
+		o = result_error(db, res, err, errsz);
+		db->conn = NULL;
+	}
+	PQclear(res);
+	PQfinish(admin);
+	return o;
+}
+
+static enum outcome
+apply_schema(struct db *db, char *err, size_t errsz)
+{
+	struct buf sql = { 0 };
+	enum outcome o;
+
+	/* Serialise concurrent loaders creating the same objects. */
+	buf_adds(&sql, "BEGIN; SELECT pg_advisory_xact_lock(1952539753); ");
+	buf_adds(&sql, schema_sql);
+	buf_adds(&sql, "; COMMIT;");
+	o = exec_cmd(db, sql.p, err, errsz);
+	buf_free(&sql);
+	if (o != OUT_OK)
+		(void)exec_cmd(db, "ROLLBACK", err + strlen(err), 0);
+	return o;
+}
+
+static void
+build_upserts(struct db *db)
+{
+	const char *const *c;
+	struct buf *b;
+	int t;
+
+	for (t = 0; t < NTYPES; t++) {
+		b = &db->sql[t];
+		if (b->len)
+			continue;
+		buf_printf(b, "INSERT INTO %s AS t (", tables[t].name);
+		for (c = tables[t].columns; *c; c++)
+			buf_printf(b, "%s\"%s\"", c == tables[t].columns ? "" : ", ", *c);
+		buf_adds(b, ") SELECT ");
+		for (c = tables[t].columns; *c; c++)
+			buf_printf(b, "%s\"%s\"", c == tables[t].columns ? "" : ", ", *c);
+		buf_printf(b, " FROM tbl_stage_%s ORDER BY id ON CONFLICT (id) DO UPDATE SET ",
+		    tables[t].name);
+		for (c = tables[t].columns + 1; *c; c++)
+			buf_printf(b, "%s\"%s\" = EXCLUDED.\"%s\"", c == tables[t].columns + 1 ?
+			    "" : ", ", *c, *c);
+		buf_adds(b, " WHERE t.hash IS DISTINCT FROM EXCLUDED.hash"
+		    " RETURNING t.id, (t.xmax = 0) AS inserted");
+	}
+}
+
+static enum outcome
+create_staging(struct db *db, char *err, size_t errsz)
+{
+	struct buf sql = { 0 };
+	enum outcome o;
+	int t;
+
+	for (t = 0; t < NTABLES; t++)
+		buf_printf(&sql, "CREATE TEMP TABLE IF NOT EXISTS tbl_stage_%s "
+		    "(LIKE %s INCLUDING DEFAULTS%s) ON COMMIT DELETE ROWS; ",
+		    tables[t].name, tables[t].name, t >= T_RELEASE_LABELS ? ", ord integer" : "");
+	o = exec_cmd(db, sql.p, err, errsz);
+	buf_free(&sql);
+	if (o == OUT_OK)
+		db->staged = true;
+	return o;
+}
+
+enum outcome
+db_open(struct db *db, char *err, size_t errsz)
+{
+	enum outcome o;
+	const char *msg;
+
+	if (db->conn != NULL) {
+		PQfinish(db->conn);
+		db->conn = NULL;
+	}
+	db->staged = false;
+	db->conn = connect_to(db, db->dbname);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		msg = PQerrorMessage(db->conn);
+		o = classify_connect(db->conn);
+		set_err(err, errsz, NULL, msg);
+		if (strstr(msg, "does not exist") != NULL && strstr(msg, db->dbname) != NULL &&
+		    strstr(msg, "database") != NULL) {
+			PQfinish(db->conn);
+			db->conn = NULL;
+			if ((o = create_database(db, err, errsz)) != OUT_OK)
+				return o;
+			return db_open(db, err, errsz);
+		}
+		PQfinish(db->conn);
+		db->conn = NULL;
+		return o;
+	}
+	if (!db->schema_done) {
+		if ((o = apply_schema(db, err, errsz)) != OUT_OK)
+			return o;
+		db->schema_done = true;
+	}
+	build_upserts(db);
+	return create_staging(db, err, errsz);
+}
+
+static enum outcome
+copy_in(struct db *db, enum table t, const struct buf *rows, char *err, size_t errsz)
+{
+	const char *const *c;
+	struct buf sql = { 0 };
+	PGresult *res;
+	enum outcome o = OUT_OK;
+
+	buf_printf(&sql, "COPY tbl_stage_%s (", tables[t].name);
+	for (c = tables[t].columns; *c; c++)
+		buf_printf(&sql, "%s\"%s\"", c == tables[t].columns ? "" : ", ", *c);
+	buf_adds(&sql, t >= T_RELEASE_LABELS ? ", ord) FROM STDIN" : ") FROM STDIN");
+	res = PQexec(db->conn, sql.p);
+	buf_free(&sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		o = result_error(db, res, err, errsz);
+		PQclear(res);
+		return o == OUT_OK ? OUT_FATAL : o;
+	}
+	PQclear(res);
+	if ((rows->len > 0 && PQputCopyData(db->conn, rows->p, (int)rows->len) != 1) ||
+	    PQputCopyEnd(db->conn, NULL) != 1) {
+		set_err(err, errsz, NULL, PQerrorMessage(db->conn));
+		return OUT_TRANSIENT;
+	}
+	while ((res = PQgetResult(db->conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && o == OUT_OK)
+			o = result_error(db, res, err, errsz);
+		PQclear(res);
+	}
+	return o;
+}
+
+/* Replace the link rows of the releases that changed. */
+static enum outcome
+replace_links(struct db *db, const char *ids, char *err, size_t errsz)
+{
+	static const char *const sql[] = {
+		"DELETE FROM release_labels WHERE release_id = ANY($1::integer[])",
+		"INSERT INTO release_labels (release_id, label_id, catno) "
+		    "SELECT release_id, label_id, catno FROM tbl_stage_release_labels "
+		    "WHERE release_id = ANY($1::integer[]) ORDER BY release_id, ord",
+		"DELETE FROM release_artists WHERE release_id = ANY($1::integer[])",
+		"INSERT INTO release_artists (release_id, artist_id, name, anv, \"join\", role, extra) "
+		    "SELECT release_id, artist_id, name, anv, \"join\", role, extra "
+		    "FROM tbl_stage_release_artists "
+		    "WHERE release_id = ANY($1::integer[]) ORDER BY release_id, ord",
+	};
+	const char *params[1] = { ids };
+	PGresult *res;
+	enum outcome o = OUT_OK;
+	size_t i;
+
+	for (i = 0; i < NELEM(sql) && o == OUT_OK; i++) {
+		res = PQexecParams(db->conn, sql[i], 1, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			o = result_error(db, res, err, errsz);
+		PQclear(res);
+	}
+	return o;
+}
+
+static enum outcome
+upsert(struct db *db, int type, long long nrecords, struct upsert_counts *uc,
+    char *err, size_t errsz)
+{
+	struct buf ids = { 0 };
+	PGresult *res;
+	enum outcome o = OUT_OK;
+	int i, n;
+
+	res = PQexec(db->conn, db->sql[type].p);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		o = result_error(db, res, err, errsz);
+		PQclear(res);
+		return o;
+	}
+	n = PQntuples(res);
+	uc->inserted = uc->updated = 0;
+	buf_addc(&ids, '{');
+	for (i = 0; i < n; i++) {
+		if (PQgetvalue(res, i, 1)[0] == 't')
+			uc->inserted++;
+		else
+			uc->updated++;
+		if (i)
+			buf_addc(&ids, ',');
+		buf_adds(&ids, PQgetvalue(res, i, 0));
+	}
+	buf_add(&ids, "}", 2);
+	uc->unchanged = nrecords - n;
+	PQclear(res);
+	if (type == T_RELEASES && n > 0)
+		o = replace_links(db, ids.p, err, errsz);
+	buf_free(&ids);
+	return o;
+}
+
+enum outcome
+db_commit(struct db *db, int type, struct sink *rows, long long nrecords,
+    struct upsert_counts *uc, char *err, size_t errsz)
+{
+	enum outcome o;
+	char ignored[8];
+
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+		snprintf(err, errsz, "not connected");
+		return OUT_TRANSIENT;
+	}
+	if (!db->staged && (o = create_staging(db, err, errsz)) != OUT_OK)
+		return o;
+	if ((o = exec_cmd(db, "BEGIN", err, errsz)) != OUT_OK)
+		return o;
+	o = copy_in(db, (enum table)type, &rows->out[type], err, errsz);
+	if (o == OUT_OK && type == T_RELEASES) {
+		o = copy_in(db, T_RELEASE_LABELS, &rows->out[T_RELEASE_LABELS], err, errsz);
+		if (o == OUT_OK)
+			o = copy_in(db, T_RELEASE_ARTISTS, &rows->out[T_RELEASE_ARTISTS], err, errsz);
+	}
+	if (o == OUT_OK)
+		o = upsert(db, type, nrecords, uc, err, errsz);
+	if (o == OUT_OK)
+		o = exec_cmd(db, "COMMIT", err, errsz);
+	if (o != OUT_OK && PQstatus(db->conn) == CONNECTION_OK)
+		(void)exec_cmd(db, "ROLLBACK", ignored, sizeof(ignored));
+	return o;
+}

@@ -1,0 +1,3 @@
+TOOLS += tblload
+tblload_LIBS = -lpq
+tblload_EXTRA = $(BUILD)/obj/gen/schema_sql.o

@@ -1,0 +1,712 @@
+/*
+ * tblload: read batches of envelopes (from tblbatch) and keep them in
+ * PostgreSQL. Each batch is one transaction: COPY into a staging table, the
+ * last record of each id wins, then an upsert that skips unchanged records
+ * by hash. A batch PostgreSQL refuses is split until the refused rows are
+ * found; the rest is committed. After each commit, one settle line per
+ * delivery goes to the ack file, so amqp-drain can ack or reject it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "db.h"
+#include "envelope.h"
+#include "lineio.h"
+#include "log.h"
+#include "num.h"
+#include "rows.h"
+#include "util.h"
+
+enum kind { R_RECORD, R_CONTROL, R_INVALID };
+
+struct rec {
+	enum kind	 kind;
+	size_t		 off, len;	/* the line, in the batch arena */
+	struct envelope	 e;
+	char		*reason;	/* for R_INVALID */
+	size_t		 pos;		/* position in the batch */
+};
+
+struct batch {
+	struct buf	 arena;
+	struct rec	*r;
+	size_t		 n, cap;
+	char		 type[64];
+	int		 type_idx;
+	unsigned long long lineno;
+	size_t		*order;		/* records sorted by (id, position) */
+	size_t		 nrec;
+	size_t		*grp;		/* start of each id's group in order[] */
+	size_t		 ngrp;
+};
+
+struct totals {
+	long long	 inserted, updated, unchanged, rejected, duplicates, controls, nuls;
+};
+
+static struct {
+	const char	*acks, *rejects, *copy_out;
+	bool		 dry_run;
+	double		 retry_max;
+	size_t		 max_line;
+} opt = { NULL, NULL, NULL, false, 300, 64 << 20 };
+
+static struct db *db;
+static int ack_fd = -1;
+static bool ack_lost;
+static FILE *rejects_fp;
+static FILE *copy_fp[NTABLES];
+static struct sink sink;
+static struct buf settle;
+static struct totals grand;
+static int exit_status = EXIT_OK;
+static volatile sig_atomic_t stopping;
+static double outage_since;	/* 0, or when the current run of failures began */
+
+static const char *usage_text =
+    "usage: tblload [--acks file] [--rejects file] [--retry-max seconds]\n"
+    "               [--dry-run | --copy-out dir] [--max-line n]\n"
+    "      --acks file        after each commit, write a settle line per delivery\n"
+    "                         (a FIFO read by amqp-drain, or a regular file)\n"
+    "      --rejects file     append every rejected message, with its reason, as NDJSON\n"
+    "      --retry-max s      how long to retry while PostgreSQL is unavailable\n"
+    "                         (default TBLLOAD_RETRY_MAX or 300; 0 retries forever)\n"
+    "      --dry-run          print the rows that would be written, as NDJSON; no database\n"
+    "      --copy-out dir     write the rows as COPY text files <table>.copy; no database\n"
+    "      --max-line n       longest line read whole (default 67108864)\n"
+    "  -h, --help             show this help\n"
+    "  -V, --version          show the version\n"
+    "PostgreSQL: POSTGRES_ADDRESS (host[:port]), POSTGRES_USERNAME, POSTGRES_PASSWORD,\n"
+    "POSTGRES_DATABASE; libpq's PG* variables fill what is not set.\n";
+
+static noreturn void
+usage(int status)
+{
+	fputs(usage_text, status == 0 ? stdout : stderr);
+	exit(status);
+}
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+/* ---- settling ---------------------------------------------------------- */
+
+static void
+open_acks(void)
+{
+	struct stat st;
+	int fl;
+
+	if (stat(opt.acks, &st) == 0 && S_ISFIFO(st.st_mode)) {
+		/* The reader (amqp-drain) opened it before it consumed anything. */
+		if ((ack_fd = open(opt.acks, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+			log_msg(LOG_WARNING, "⚠️ Ack FIFO %s has no reader (%s): deliveries "
+			    "will be redelivered", opt.acks, strerror(errno));
+			ack_lost = true;
+			return;
+		}
+		if ((fl = fcntl(ack_fd, F_GETFL)) < 0 || fcntl(ack_fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+			die(EXIT_SOFTWARE, "fcntl %s: %s", opt.acks, strerror(errno));
+		return;
+	}
+	if ((ack_fd = open(opt.acks, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
+		die(EXIT_CONFIG, "--acks %s: %s", opt.acks, strerror(errno));
+}
+
+/* Write the settle lines gathered for one commit. */
+static void
+flush_settle(void)
+{
+	if (settle.len == 0 || opt.acks == NULL || ack_lost) {
+		buf_reset(&settle);
+		return;
+	}
+	if (ack_fd < 0)
+		open_acks();
+	if (!ack_lost && write_all(ack_fd, settle.p, settle.len) < 0) {
+		/* amqp-drain is gone: its deliveries will come again. */
+		log_msg(LOG_WARNING, "⚠️ Ack channel %s closed (%s): remaining deliveries "
+		    "will be redelivered", opt.acks, strerror(errno));
+		ack_lost = true;
+	}
+	buf_reset(&settle);
+}
+
+static void
+settle_one(const struct rec *r, bool reject, const char *reason)
+{
+	if (r->e.conn.p != NULL && r->e.has_tag)
+		settle_write(&settle, reject, r->e.conn, r->e.tag, reason);
+}
+
+static void
+reject(struct batch *b, const struct rec *r, const char *reason)
+{
+	struct buf line = { 0 };
+	struct logrec *lr;
+	const char *text = b->arena.p + r->off;
+
+	settle_one(r, true, reason);
+	grand.rejected++;
+	if (exit_status == EXIT_OK)
+		exit_status = EXIT_DATA;
+	lr = log_begin(LOG_WARNING, "❌ Message rejected");
+	log_strn(lr, "type", r->e.type.p, r->e.type.n);
+	if (r->e.has_id)
+		log_int(lr, "id", r->e.id);
+	if (r->e.has_tag)
+		log_int(lr, "tag", (long long)r->e.tag);
+	log_int(lr, "line", (long long)(b->lineno + r->pos + 1));
+	log_str(lr, "reason", reason);
+	log_end(lr);
+	if (rejects_fp == NULL)
+		return;
+	buf_adds(&line, "{\"type\":");
+	buf_json_str_lossy(&line, r->e.type.p ? r->e.type.p : "", r->e.type.n);
+	if (r->e.has_id)
+		buf_printf(&line, ",\"id\":%lld", r->e.id);
+	if (r->e.has_tag) {
+		buf_adds(&line, ",\"conn\":");
+		buf_json_str_lossy(&line, r->e.conn.p, r->e.conn.n);
+		buf_printf(&line, ",\"tag\":%llu", r->e.tag);
+	}
+	buf_adds(&line, ",\"reason\":");
+	buf_json_str_lossy(&line, reason, strlen(reason));
+	if (r->e.has_body) {
+		buf_adds(&line, ",\"body\":");
+		buf_add(&line, r->e.body.p, r->e.body.n);
+	} else if (r->e.has_raw) {
+		buf_adds(&line, ",\"raw\":\"");
+		buf_add(&line, r->e.raw.p, r->e.raw.n);
+		buf_addc(&line, '"');
+	} else if (r->kind == R_INVALID && r->e.type.p == NULL) {
+		buf_adds(&line, ",\"line\":");
+		buf_json_str_lossy(&line, text, r->len);
+	}
+	buf_add(&line, "}\n", 2);
+	if (fwrite(line.p, 1, line.len, rejects_fp) != line.len || fflush(rejects_fp) == EOF)
+		die(EXIT_TEMPFAIL, "--rejects %s: %s", opt.rejects, strerror(errno));
+	buf_free(&line);
+}
+
+/* ---- reading a batch ------------------------------------------------- */
+
+static void
+batch_add(struct batch *b, const struct line *l)
+{
+	struct rec *r;
+
+	if (b->n == b->cap) {
+		b->cap = b->cap ? 2 * b->cap : 256;
+		b->r = xrealloc(b->r, b->cap * sizeof(*b->r));
+	}
+	r = &b->r[b->n];
+	memset(r, 0, sizeof(*r));
+	r->pos = b->n++;
+	r->off = b->arena.len;
+	r->len = l->len;
+	if (l->truncated) {
+		r->kind = R_INVALID;
+		r->reason = xasprintf("line too long (%zu bytes, limit %zu)", l->full_len,
+		    opt.max_line);
+	}
+	buf_add(&b->arena, l->p, l->len);
+}
+
+static void
+batch_clear(struct batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		free(b->r[i].reason);
+	b->n = 0;
+	buf_reset(&b->arena);
+	if (b->arena.cap > (256u << 20)) {
+		/* Give back the memory of an exceptionally large batch. */
+		buf_free(&b->arena);
+		free(b->r);
+		b->r = NULL;
+		b->cap = 0;
+	}
+}
+
+static const struct batch *cmp_batch;
+
+static int
+cmp_id_pos(const void *a, const void *b)
+{
+	const struct rec *x = &cmp_batch->r[*(const size_t *)a];
+	const struct rec *y = &cmp_batch->r[*(const size_t *)b];
+
+	if (x->e.id != y->e.id)
+		return x->e.id < y->e.id ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Parse the headers of a complete batch and sort its records by id; the
+ * last record of each id is the one that counts. */
+static void
+batch_prepare(struct batch *b)
+{
+	const char *err;
+	struct rec *r;
+	struct buf dec = { 0 };
+	size_t i;
+
+	b->order = xrealloc(b->order, (b->n ? b->n : 1) * sizeof(size_t));
+	b->grp = xrealloc(b->grp, (b->n + 1) * sizeof(size_t));
+	b->nrec = b->ngrp = 0;
+	for (i = 0; i < b->n; i++) {
+		r = &b->r[i];
+		if (r->kind == R_INVALID) {
+			/* An overlong line: its header tells who to reject. */
+			(void)env_scan_prefix(b->arena.p + r->off, r->len, &r->e, &err);
+			r->e.has_body = r->e.has_raw = false;
+			continue;
+		}
+		if (env_scan(b->arena.p + r->off, r->len, &r->e, &err) < 0) {
+			r->kind = R_INVALID;
+			r->reason = xasprintf("malformed envelope: %s", err);
+			memset(&r->e, 0, sizeof(r->e));
+			continue;
+		}
+		if (r->e.invalid.p != NULL) {
+			r->kind = R_INVALID;
+			buf_reset(&dec);
+			slice_decode(&dec, r->e.invalid);
+			r->reason = xstrndup(dec.p ? dec.p : "", dec.len);
+		} else if (r->e.control.p != NULL)
+			r->kind = R_CONTROL;
+		else if (!r->e.has_id || r->e.id < 1 || r->e.id > 2147483647 ||
+		    r->e.sha256.n != 64 || !r->e.has_body) {
+			r->kind = R_INVALID;
+			r->reason = xstrdup("envelope has no id, sha256 or body (pipe through tblhash)");
+		} else if (data_type_index(r->e.type.p, r->e.type.n) < 0 || r->e.type.esc) {
+			r->kind = R_INVALID;
+			r->reason = xstrdup("unknown type");
+		} else if (b->type_idx >= 0 &&
+		    data_type_index(r->e.type.p, r->e.type.n) != b->type_idx) {
+			r->kind = R_INVALID;
+			r->reason = xstrdup("type differs from its batch");
+		} else {
+			r->kind = R_RECORD;
+			b->order[b->nrec++] = i;
+		}
+	}
+	buf_free(&dec);
+	cmp_batch = b;
+	qsort(b->order, b->nrec, sizeof(size_t), cmp_id_pos);
+	for (i = 0; i < b->nrec; i++)
+		if (i == 0 || b->r[b->order[i]].e.id != b->r[b->order[i - 1]].e.id)
+			b->grp[b->ngrp++] = i;
+	b->grp[b->ngrp] = b->nrec;
+}
+
+/* The record that counts in group g: the last one with that id. */
+static struct rec *
+winner(struct batch *b, size_t g)
+{
+	return &b->r[b->order[b->grp[g + 1] - 1]];
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static void
+build_rows(struct batch *b, size_t lo, size_t hi, int type)
+{
+	struct rec *r;
+	const char *err;
+	char sha[65];
+	size_t g;
+
+	sink_reset(&sink);
+	for (g = lo; g < hi; g++) {
+		r = winner(b, g);
+		memcpy(sha, r->e.sha256.p, 64);
+		sha[64] = '\0';
+		if (rows_build(&sink, type, r->e.id, sha, r->e.body, &err) < 0)
+			log_msg(LOG_ERROR, "record %lld: %s", r->e.id, err);
+	}
+}
+
+/* Settle every delivery of groups [lo, hi) after their commit. */
+static void
+settle_groups(struct batch *b, size_t lo, size_t hi)
+{
+	size_t g, i;
+
+	for (g = lo; g < hi; g++)
+		for (i = b->grp[g]; i < b->grp[g + 1]; i++)
+			settle_one(&b->r[b->order[i]], false, NULL);
+}
+
+/* Wait before the next try; give up once PostgreSQL has been away too long. */
+static void
+backoff(const char *err, int attempt)
+{
+	double wait, now = now_mono();
+	struct logrec *lr;
+
+	if (outage_since == 0)
+		outage_since = now;
+	if (opt.retry_max > 0 && now - outage_since > opt.retry_max)
+		die(EXIT_TEMPFAIL, "PostgreSQL unavailable for %.0f s, giving up "
+		    "(unsettled deliveries will be redelivered): %s", now - outage_since, err);
+	wait = 0.25;
+	while (attempt-- > 0 && wait < 8)
+		wait *= 2;
+	lr = log_begin(LOG_WARNING, "🔄 PostgreSQL unavailable, retrying");
+	log_str(lr, "error", err);
+	log_num(lr, "retry_in_s", wait);
+	log_num(lr, "outage_s", now - outage_since);
+	log_end(lr);
+	for (; wait > 0 && !stopping; wait -= 0.1)
+		sleep_seconds(wait < 0.1 ? wait : 0.1);
+	if (stopping)
+		die(EXIT_TEMPFAIL, "stopped while PostgreSQL was unavailable "
+		    "(unsettled deliveries will be redelivered)");
+}
+
+static void
+reconnect(void)
+{
+	char err[1024];
+	enum outcome o;
+	int attempt = 0;
+
+	for (;;) {
+		o = db_open(db, err, sizeof(err));
+		if (o == OUT_OK) {
+			if (outage_since != 0)
+				log_msg(LOG_INFO, "✅ Connected to PostgreSQL again after %.1f s",
+				    now_mono() - outage_since);
+			return;
+		}
+		if (o == OUT_CONFIG)
+			die(EXIT_CONFIG, "PostgreSQL (%s): %s", db_describe(db), err);
+		if (o == OUT_FATAL)
+			die(EXIT_SOFTWARE, "PostgreSQL (%s): %s", db_describe(db), err);
+		backoff(err, attempt++);
+	}
+}
+
+/*
+ * Commit groups [lo, hi) of the batch. A transient failure is retried; rows
+ * PostgreSQL refuses are found by splitting the range in halves, so one bad
+ * record costs about log2(n) extra transactions and the others are stored.
+ */
+static void
+commit_range(struct batch *b, size_t lo, size_t hi, int type, struct totals *t)
+{
+	struct upsert_counts uc;
+	char err[1024], reason[1100];
+	enum outcome o;
+	size_t mid, i;
+	int attempt = 0;
+
+	for (;;) {
+		build_rows(b, lo, hi, type);
+		o = db_commit(db, type, &sink, (long long)(hi - lo), &uc, err, sizeof(err));
+		switch (o) {
+		case OUT_OK:
+			outage_since = 0;
+			t->inserted += uc.inserted;
+			t->updated += uc.updated;
+			t->unchanged += uc.unchanged;
+			t->nuls += (long long)sink.nuls;
+			settle_groups(b, lo, hi);
+			flush_settle();
+			return;
+		case OUT_TRANSIENT:
+			backoff(err, attempt++);
+			reconnect();
+			continue;
+		case OUT_DATA:
+			if (hi - lo > 1) {
+				mid = lo + (hi - lo) / 2;
+				commit_range(b, lo, mid, type, t);
+				commit_range(b, mid, hi, type, t);
+				return;
+			}
+			snprintf(reason, sizeof(reason), "PostgreSQL refused the row: %s", err);
+			reject(b, winner(b, lo), reason);
+			t->rejected++;
+			/* Older copies of the same id were superseded: settle them too. */
+			for (i = b->grp[lo]; i + 1 < b->grp[lo + 1]; i++)
+				settle_one(&b->r[b->order[i]], false, NULL);
+			flush_settle();
+			return;
+		case OUT_CONFIG:
+			die(EXIT_CONFIG, "PostgreSQL (%s): %s", db_describe(db), err);
+		case OUT_FATAL:
+			die(EXIT_SOFTWARE, "PostgreSQL (%s): %s", db_describe(db), err);
+		}
+	}
+}
+
+/* Without a database: print the rows (--dry-run) or write COPY files. */
+static void
+write_offline(struct batch *b, int type, struct totals *t)
+{
+	size_t i;
+	int k;
+
+	build_rows(b, 0, b->ngrp, type);
+	t->nuls += (long long)sink.nuls;
+	if (opt.dry_run) {
+		if (write_all(STDOUT_FILENO, sink.out[0].p, sink.out[0].len) < 0)
+			die(EXIT_TEMPFAIL, "stdout: %s", strerror(errno));
+	} else
+		for (k = 0; k < NTABLES; k++)
+			if (sink.out[k].len && fwrite(sink.out[k].p, 1, sink.out[k].len,
+			    copy_fp[k]) != sink.out[k].len)
+				die(EXIT_TEMPFAIL, "--copy-out %s: %s", opt.copy_out, strerror(errno));
+	t->inserted += (long long)b->ngrp;
+	(void)i;
+}
+
+static void
+process_batch(struct batch *b)
+{
+	struct totals t = { 0 };
+	struct logrec *lr;
+	struct rec *r;
+	double t0 = now_mono(), dt;
+	size_t i;
+	int type;
+
+	batch_prepare(b);
+	for (i = 0; i < b->n; i++) {
+		r = &b->r[i];
+		if (r->kind == R_INVALID) {
+			reject(b, r, r->reason);
+			t.rejected++;
+		} else if (r->kind == R_CONTROL) {
+			lr = log_begin(LOG_INFO, "📄 Control message");
+			log_strn(lr, "type", r->e.type.p, r->e.type.n);
+			log_strn(lr, "control", r->e.control.p, r->e.control.n);
+			log_end(lr);
+			settle_one(r, false, NULL);
+			t.controls++;
+		}
+	}
+	flush_settle();
+	if (b->nrec > 0) {
+		type = data_type_index(b->r[b->order[0]].e.type.p, b->r[b->order[0]].e.type.n);
+		t.duplicates = (long long)(b->nrec - b->ngrp);
+		if (opt.dry_run || opt.copy_out)
+			write_offline(b, type, &t);
+		else
+			commit_range(b, 0, b->ngrp, type, &t);
+		dt = now_mono() - t0;
+		lr = log_begin(LOG_INFO, "✅ Batch committed");
+		log_str(lr, "type", data_types[type]);
+		log_int(lr, "size", (long long)b->nrec);
+		log_int(lr, "inserted", t.inserted);
+		log_int(lr, "updated", t.updated);
+		log_int(lr, "unchanged", t.unchanged);
+		log_int(lr, "rejected", t.rejected);
+		log_int(lr, "duplicates", t.duplicates);
+		if (t.nuls)
+			log_int(lr, "nul_removed", t.nuls);
+		log_num(lr, "duration_ms", dt * 1000);
+		log_num(lr, "records_per_sec", (double)b->nrec / (dt > 0 ? dt : 1e-9));
+		log_end(lr);
+	}
+	grand.inserted += t.inserted;
+	grand.updated += t.updated;
+	grand.unchanged += t.unchanged;
+	grand.duplicates += t.duplicates;
+	grand.controls += t.controls;
+	grand.nuls += t.nuls;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static void
+read_options(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "acks", required_argument, NULL, 'a' },
+		{ "rejects", required_argument, NULL, 'r' },
+		{ "retry-max", required_argument, NULL, 'R' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "copy-out", required_argument, NULL, 'C' },
+		{ "max-line", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch;
+
+	opt.retry_max = env_double("TBLLOAD_RETRY_MAX", opt.retry_max, 0, 1e9);
+	while ((ch = getopt_long(argc, argv, "nhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			opt.acks = optarg;
+			break;
+		case 'r':
+			opt.rejects = optarg;
+			break;
+		case 'R':
+			opt.retry_max = opt_double("--retry-max", optarg, 0, 1e9);
+			break;
+		case 'n':
+			opt.dry_run = true;
+			break;
+		case 'C':
+			opt.copy_out = optarg;
+			break;
+		case 'L':
+			opt.max_line = (size_t)opt_ll("--max-line", optarg, 1024, 1LL << 31);
+			break;
+		case 'h':
+			usage(EXIT_OK);
+		case 'V':
+			print_version();
+		default:
+			usage(EXIT_USAGE);
+		}
+	}
+	if (optind != argc)
+		usage(EXIT_USAGE);
+	if (opt.dry_run && opt.copy_out)
+		die(EXIT_USAGE, "--dry-run and --copy-out exclude each other");
+}
+
+static void
+open_outputs(void)
+{
+	char path[4096];
+	int k;
+
+	if (opt.rejects != NULL && (rejects_fp = fopen(opt.rejects, "a")) == NULL)
+		die(EXIT_CONFIG, "--rejects %s: %s", opt.rejects, strerror(errno));
+	if (opt.copy_out != NULL) {
+		if (mkdir(opt.copy_out, 0755) < 0 && errno != EEXIST)
+			die(EXIT_CONFIG, "--copy-out %s: %s", opt.copy_out, strerror(errno));
+		for (k = 0; k < NTABLES; k++) {
+			snprintf(path, sizeof(path), "%s/%s.copy", opt.copy_out, tables[k].name);
+			if ((copy_fp[k] = fopen(path, "w")) == NULL)
+				die(EXIT_CONFIG, "--copy-out %s: %s", path, strerror(errno));
+		}
+	}
+}
+
+static void
+close_outputs(void)
+{
+	int k;
+
+	if (rejects_fp != NULL && fclose(rejects_fp) == EOF)
+		die(EXIT_TEMPFAIL, "--rejects %s: %s", opt.rejects, strerror(errno));
+	for (k = 0; k < NTABLES; k++)
+		if (copy_fp[k] != NULL && fclose(copy_fp[k]) == EOF)
+			die(EXIT_TEMPFAIL, "--copy-out %s: %s", opt.copy_out, strerror(errno));
+	if (ack_fd >= 0 && close(ack_fd) < 0 && !ack_lost)
+		die(EXIT_TEMPFAIL, "--acks %s: %s", opt.acks, strerror(errno));
+}
+
+/*
+ * Read the input batch by batch. A line outside a batch is taken as a batch
+ * of its own (so `tblhash | tblload` works, one transaction per record).
+ */
+static void
+load(void)
+{
+	static struct batch b;
+	struct linereader in;
+	struct line l;
+	struct slice type;
+	const char *err;
+	long long want;
+	bool warned = false;
+	int rc = 0;
+
+	lr_init(&in, STDIN_FILENO, opt.max_line);
+	b.type_idx = -1;
+	while (!stopping && (rc = lr_getline(&in, &l)) == 1) {
+		batch_clear(&b);
+		b.lineno = l.lineno;
+		if (!l.truncated && frame_scan(l.p, l.len, &type, &want, &err) == 0) {
+			b.type_idx = data_type_index(type.p, type.n);
+			while ((long long)b.n < want && (rc = lr_getline(&in, &l)) == 1)
+				batch_add(&b, &l);
+			if ((long long)b.n < want) {
+				log_msg(LOG_ERROR, "❌ Batch at line %llu cut short by the end of input "
+				    "(%zu of %lld lines); not committed", b.lineno, b.n, want);
+				exit_status = EXIT_TEMPFAIL;
+				break;
+			}
+		} else {
+			if (!warned)
+				log_msg(LOG_WARNING, "⚠️ Input is not batched: one transaction per "
+				    "line (pipe it through tblbatch)");
+			warned = true;
+			b.type_idx = -1;
+			b.lineno = l.lineno - 1;
+			batch_add(&b, &l);
+		}
+		process_batch(&b);
+	}
+	if (rc < 0)
+		die(EXIT_TEMPFAIL, "stdin: %s", strerror(errno));
+	lr_free(&in);
+	batch_clear(&b);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct sigaction sa;
+	struct logrec *lr;
+	double t0;
+
+	log_init("tblload");
+	read_options(argc, argv);
+	ignore_sigpipe();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+		die(EXIT_SOFTWARE, "sigaction: %s", strerror(errno));
+	sink.fmt = opt.dry_run ? SINK_JSON : SINK_COPY;
+	sink.with_ord = !opt.dry_run && !opt.copy_out;
+	open_outputs();
+	t0 = now_mono();
+	if (!opt.dry_run && !opt.copy_out) {
+		db = db_new();
+		reconnect();
+		log_msg(LOG_INFO, "🐘 Connected to PostgreSQL (%s), schema ready", db_describe(db));
+	}
+	load();
+	close_outputs();
+	lr = log_begin(LOG_INFO, stopping ? "🛑 Loading stopped" : "✅ Loading finished");
+	log_int(lr, "inserted", grand.inserted);
+	log_int(lr, "updated", grand.updated);
+	log_int(lr, "unchanged", grand.unchanged);
+	log_int(lr, "rejected", grand.rejected);
+	log_int(lr, "duplicates", grand.duplicates);
+	log_int(lr, "controls", grand.controls);
+	log_int(lr, "nul_removed", grand.nuls);
+	log_num(lr, "duration_s", now_mono() - t0);
+	log_int(lr, "peak_rss_kb", peak_rss_kb());
+	log_end(lr);
+	db_close(db);
+	sink_free(&sink);
+	buf_free(&settle);
+	return exit_status;
+}
