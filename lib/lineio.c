@@ -129,7 +129,7 @@ lr_next(struct linereader *r, struct line *l)
 }
 
 int
-lr_getline(struct linereader *r, struct line *l)
+lr_getline(struct linereader *r, struct line *l, struct writer *w)
 {
 	int rc;
 
@@ -138,6 +138,8 @@ lr_getline(struct linereader *r, struct line *l)
 			return 1;
 		if (rc < 0)
 			return 0;
+		if (w != NULL && w->b.len > 0 && w_flush(w) < 0)
+			return -2;
 		if (lr_fill(r) < 0)
 			return -1;
 	}

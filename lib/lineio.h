@@ -44,8 +44,12 @@ long	lr_fill(struct linereader *);
 /* The next line already in the buffer: 1 if *l was set, 0 if more input is
  * needed, -1 at end of input. A line is valid until the next lr_fill. */
 int	lr_next(struct linereader *, struct line *);
-/* Blocking: 1 with a line, 0 at end of input, -1 on a read error. */
-int	lr_getline(struct linereader *, struct line *);
+struct writer;
+/* Blocking: 1 with a line, 0 at end of input, -1 on a read error. When the
+ * next read may block, w (if not NULL) is flushed first, so that output
+ * never waits in a buffer while the input is idle; a failed flush returns
+ * -2 with errno set. */
+int	lr_getline(struct linereader *, struct line *, struct writer *w);
 
 /* Buffered writer; errors are sticky and reported by out_flush. */
 struct writer {

@@ -251,12 +251,14 @@ main(int argc, char *argv[])
 	lr_init(&in, STDIN_FILENO, max_line);
 	w_init(&out, STDOUT_FILENO, 256 * 1024);
 	t0 = now_mono();
-	while ((rc = lr_getline(&in, &l)) == 1) {
+	while ((rc = lr_getline(&in, &l, &out)) == 1) {
 		c.bytes += l.full_len + 1;
 		hash_line(&l, fixed_type, &out.b, &canon, &scratch, &c);
 		if (w_maybe_flush(&out) < 0)
 			die(EXIT_TEMPFAIL, "stdout: %s", strerror(errno));
 	}
+	if (rc == -2)
+		die(EXIT_TEMPFAIL, "stdout: %s", strerror(errno));
 	if (rc < 0)
 		die(EXIT_TEMPFAIL, "stdin: %s", strerror(errno));
 	if (w_flush(&out) < 0)

@@ -638,12 +638,12 @@ load(void)
 
 	lr_init(&in, STDIN_FILENO, opt.max_line);
 	b.type_idx = -1;
-	while (!stopping && (rc = lr_getline(&in, &l)) == 1) {
+	while (!stopping && (rc = lr_getline(&in, &l, NULL)) == 1) {
 		batch_clear(&b);
 		b.lineno = l.lineno;
 		if (!l.truncated && frame_scan(l.p, l.len, &type, &want, &err) == 0) {
 			b.type_idx = data_type_index(type.p, type.n);
-			while ((long long)b.n < want && (rc = lr_getline(&in, &l)) == 1)
+			while ((long long)b.n < want && (rc = lr_getline(&in, &l, NULL)) == 1)
 				batch_add(&b, &l);
 			if ((long long)b.n < want) {
 				log_msg(LOG_ERROR, "❌ Batch at line %llu cut short by the end of input "

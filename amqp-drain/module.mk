@@ -1,0 +1,2 @@
+TOOLS += amqp-drain
+amqp_drain_LIBS = -lrabbitmq -ljson-c -lcrypto

@@ -1,0 +1,45 @@
+/*
+ * The settlement window of one channel: every delivery tag from the oldest
+ * one not yet settled on the broker to the newest one received, with its
+ * state. It decides which basic.ack (multiple or single) and basic.reject
+ * frames to send, so that no tag is settled twice and a multiple ack never
+ * covers a tag that is not settled.
+ */
+#ifndef TBL_WINDOW_H
+#define TBL_WINDOW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+enum tagstate {
+	TAG_OPEN,	/* delivered, not settled */
+	TAG_ACK,	/* to be acked */
+	TAG_DONE	/* acked or rejected on the broker */
+};
+
+struct window {
+	uint64_t	 base;	/* oldest tag not DONE */
+	uint64_t	 next;	/* next tag expected from the broker */
+	unsigned char	*st;	/* ring of states, indexed by tag % cap */
+	size_t		 cap;
+	size_t		 open;	/* tags in TAG_OPEN */
+	size_t		 pending;	/* tags in TAG_ACK */
+};
+
+void	win_init(struct window *);
+void	win_free(struct window *);
+/* Record a new delivery; -1 if the tag is not the next one. */
+int	win_add(struct window *, uint64_t tag);
+/* Mark a delivered tag settled: -1 if it is unknown or already settled. */
+int	win_ack(struct window *, uint64_t tag);
+int	win_reject(struct window *, uint64_t tag);	/* caller sends basic.reject */
+
+/* The acks to send now: at most one multiple ack (*multi, 0 if none), then
+ * single acks for settled tags above the oldest open one (written to
+ * singles, at most max of them; *nsingles set). Marks them all DONE. */
+void	win_take_acks(struct window *, uint64_t *multi, uint64_t *singles, size_t max,
+	    size_t *nsingles);
+bool	win_idle(const struct window *);	/* nothing delivered is unsettled */
+
+#endif

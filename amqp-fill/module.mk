@@ -1,0 +1,2 @@
+TOOLS += amqp-fill
+amqp_fill_LIBS = -lrabbitmq -ljson-c -lcrypto

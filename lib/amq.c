@@ -1,0 +1,476 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+
+#include "amq.h"
+#include "buf.h"
+#include "envelope.h"
+#include "num.h"
+#include "util.h"
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decode n bytes; keep_slash leaves %2F encoded. NULL if malformed. */
+static char *
+pct_decode(const char *s, size_t n, bool keep_slash)
+{
+	char *out = xmalloc(n + 1), *o = out;
+	size_t i;
+	int hi, lo;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] != '%') {
+			*o++ = s[i];
+			continue;
+		}
+		if (i + 2 >= n || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0) {
+			free(out);
+			return NULL;
+		}
+		if (keep_slash && hi == 2 && lo == 15) {
+			memcpy(o, "%2F", 3);
+			o += 3;
+		} else
+			*o++ = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	*o = '\0';
+	return out;
+}
+
+/*
+ * The vhost as aiormq derives it: an empty path or "/" is "/"; otherwise
+ * the leading "/" is dropped and every %2F becomes "/" (other escapes are
+ * decoded as usual). So /%2F and // are "/", /discogsography is
+ * "discogsography" and /a%2Fb is "a/b".
+ */
+static char *
+vhost_of(const char *path, size_t n)
+{
+	struct buf b = { 0 };
+	char *d, *p;
+
+	if (n == 0 || (n == 1 && path[0] == '/'))
+		return xstrdup("/");
+	if ((d = pct_decode(path + 1, n - 1, true)) == NULL)
+		return NULL;
+	for (p = d; *p; p++) {
+		if (strncmp(p, "%2F", 3) == 0) {
+			buf_addc(&b, '/');
+			p += 2;
+		} else
+			buf_addc(&b, *p);
+	}
+	free(d);
+	if (b.p == NULL)
+		return xstrdup("");
+	return b.p;
+}
+
+static int
+query_param(struct amq_url *u, const char *k, size_t kn, const char *v, size_t vn,
+    const char **err)
+{
+	char *val = pct_decode(v, vn, false);
+	const char *why;
+	long long n;
+
+	if (val == NULL) {
+		*err = "AMQP_CONNECTION: bad %-escape in a query parameter";
+		return -1;
+	}
+#define KEY(s) (kn == strlen(s) && strncmp(k, s, kn) == 0)
+	if (KEY("heartbeat")) {
+		if (parse_ll(val, 0, 65535, &n, &why) < 0) {
+			free(val);
+			*err = "AMQP_CONNECTION: heartbeat must be an integer from 0 to 65535";
+			return -1;
+		}
+		u->heartbeat = (int)n;
+		free(val);
+	} else if (KEY("cafile")) {
+		free(u->cafile);
+		u->cafile = val;
+	} else if (KEY("certfile")) {
+		free(u->certfile);
+		u->certfile = val;
+	} else if (KEY("keyfile")) {
+		free(u->keyfile);
+		u->keyfile = val;
+	} else if (KEY("no_verify_ssl")) {
+		u->verify = !(strcmp(val, "1") == 0 || strcasecmp(val, "true") == 0);
+		free(val);
+	} else
+		free(val);	/* aiormq's other parameters do not apply here */
+#undef KEY
+	return 0;
+}
+
+int
+amq_url_parse(const char *url, struct amq_url *u, const char **err)
+{
+	const char *p, *auth_end, *at, *hostp, *hend, *colon, *path, *query, *q, *amp, *eq;
+	const char *why;
+	struct buf red = { 0 };
+	long long port;
+
+	memset(u, 0, sizeof(*u));
+	u->heartbeat = 60;
+	u->verify = true;
+	if (strncmp(url, "amqp://", 7) == 0) {
+		p = url + 7;
+	} else if (strncmp(url, "amqps://", 8) == 0) {
+		p = url + 8;
+		u->tls = true;
+	} else {
+		*err = "AMQP_CONNECTION: want amqp://user:password@host:port/vhost or amqps://…";
+		return -1;
+	}
+	auth_end = p + strcspn(p, "/?");
+	path = auth_end;
+	query = path + strcspn(path, "?");
+	/* userinfo is everything up to the last '@' of the authority */
+	at = NULL;
+	for (q = p; q < auth_end; q++)
+		if (*q == '@')
+			at = q;
+	hostp = at ? at + 1 : p;
+	if (at != NULL) {
+		colon = memchr(p, ':', (size_t)(at - p));
+		u->user = pct_decode(p, (size_t)((colon ? colon : at) - p), false);
+		u->password = colon ? pct_decode(colon + 1, (size_t)(at - colon - 1), false) : NULL;
+		if (u->user == NULL || (colon && u->password == NULL)) {
+			*err = "AMQP_CONNECTION: bad %-escape in the user or password";
+			goto fail;
+		}
+	}
+	if (u->user == NULL || u->user[0] == '\0') {
+		free(u->user);
+		u->user = xstrdup("guest");
+	}
+	if (u->password == NULL || u->password[0] == '\0') {
+		free(u->password);
+		u->password = xstrdup("guest");
+	}
+	if (*hostp == '[') {
+		if ((hend = memchr(hostp, ']', (size_t)(auth_end - hostp))) == NULL) {
+			*err = "AMQP_CONNECTION: missing ']' after an IPv6 address";
+			goto fail;
+		}
+		u->host = xstrndup(hostp + 1, (size_t)(hend - hostp - 1));
+		colon = hend + 1 < auth_end && hend[1] == ':' ? hend + 1 : NULL;
+		if (hend + 1 < auth_end && colon == NULL) {
+			*err = "AMQP_CONNECTION: unexpected text after the IPv6 address";
+			goto fail;
+		}
+	} else {
+		colon = memchr(hostp, ':', (size_t)(auth_end - hostp));
+		u->host = pct_decode(hostp, (size_t)((colon ? colon : auth_end) - hostp), false);
+	}
+	if (u->host == NULL || u->host[0] == '\0') {
+		free(u->host);
+		u->host = xstrdup("localhost");
+	}
+	u->port = u->tls ? 5671 : 5672;
+	if (colon != NULL) {
+		char *ps = xstrndup(colon + 1, (size_t)(auth_end - colon - 1));
+		int bad = parse_ll(ps, 1, 65535, &port, &why) < 0;
+
+		free(ps);
+		if (bad) {
+			*err = "AMQP_CONNECTION: the port must be a number from 1 to 65535";
+			goto fail;
+		}
+		u->port = (int)port;
+	}
+	if ((u->vhost = vhost_of(path, (size_t)(query - path))) == NULL) {
+		*err = "AMQP_CONNECTION: bad %-escape in the vhost";
+		goto fail;
+	}
+	for (q = *query == '?' ? query + 1 : query; *q; q = *amp ? amp + 1 : amp) {
+		amp = q + strcspn(q, "&");
+		eq = memchr(q, '=', (size_t)(amp - q));
+		if (eq != NULL && query_param(u, q, (size_t)(eq - q), eq + 1,
+		    (size_t)(amp - eq - 1), err) < 0)
+			goto fail;
+	}
+	if (!u->tls && (u->cafile || u->certfile || u->keyfile)) {
+		*err = "AMQP_CONNECTION: cafile, certfile and keyfile need amqps://";
+		goto fail;
+	}
+	buf_printf(&red, "%s://%s@", u->tls ? "amqps" : "amqp", u->user);
+	buf_printf(&red, strchr(u->host, ':') ? "[%s]:%d" : "%s:%d", u->host, u->port);
+	buf_adds(&red, "/");
+	buf_adds(&red, u->vhost);
+	u->redacted = red.p;
+	return 0;
+fail:
+	amq_url_free(u);
+	return -1;
+}
+
+void
+amq_url_free(struct amq_url *u)
+{
+	free(u->host);
+	free(u->user);
+	if (u->password != NULL)
+		explicit_bzero(u->password, strlen(u->password));
+	free(u->password);
+	free(u->vhost);
+	free(u->cafile);
+	free(u->certfile);
+	free(u->keyfile);
+	free(u->redacted);
+	memset(u, 0, sizeof(*u));
+}
+
+void
+amq_reply_error(amqp_rpc_reply_t r, const char *what, char *err, size_t errsz)
+{
+	amqp_connection_close_t *cc;
+	amqp_channel_close_t *ch;
+
+	switch (r.reply_type) {
+	case AMQP_RESPONSE_NORMAL:
+		snprintf(err, errsz, "%s: ok", what);
+		break;
+	case AMQP_RESPONSE_NONE:
+		snprintf(err, errsz, "%s: missing RPC reply", what);
+		break;
+	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+		snprintf(err, errsz, "%s: %s", what, amqp_error_string2(r.library_error));
+		break;
+	case AMQP_RESPONSE_SERVER_EXCEPTION:
+		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+			cc = r.reply.decoded;
+			snprintf(err, errsz, "%s: connection closed by the broker: %u %.*s", what,
+			    cc->reply_code, (int)cc->reply_text.len, (char *)cc->reply_text.bytes);
+		} else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+			ch = r.reply.decoded;
+			snprintf(err, errsz, "%s: channel closed by the broker: %u %.*s", what,
+			    ch->reply_code, (int)ch->reply_text.len, (char *)ch->reply_text.bytes);
+		} else
+			snprintf(err, errsz, "%s: unexpected broker method 0x%08x", what, r.reply.id);
+		break;
+	}
+}
+
+static amqp_table_entry_t
+entry_str(const char *k, const char *v)
+{
+	amqp_table_entry_t e;
+
+	e.key = amqp_cstring_bytes(k);
+	e.value.kind = AMQP_FIELD_KIND_UTF8;
+	e.value.value.bytes = amqp_cstring_bytes(v);
+	return e;
+}
+
+static amqp_table_entry_t
+entry_bool(const char *k, int v)
+{
+	amqp_table_entry_t e;
+
+	e.key = amqp_cstring_bytes(k);
+	e.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+	e.value.value.boolean = v;
+	return e;
+}
+
+amqp_connection_state_t
+amq_connect(const struct amq_url *u, const char *name, enum amq_fail *fail, char *err,
+    size_t errsz)
+{
+	amqp_connection_state_t c;
+	amqp_socket_t *s;
+	amqp_rpc_reply_t r;
+	struct timeval tv = { 10, 0 };
+	amqp_table_entry_t caps[4], props[4];
+	amqp_table_t capt, propt;
+	int rc;
+
+	*fail = AMQ_UNREACHABLE;
+	if ((c = amqp_new_connection()) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	s = u->tls ? amqp_ssl_socket_new(c) : amqp_tcp_socket_new(c);
+	if (s == NULL) {
+		snprintf(err, errsz, "cannot create a %s socket", u->tls ? "TLS" : "TCP");
+		goto fail;
+	}
+	if (u->tls) {
+		amqp_ssl_socket_set_verify_peer(s, u->verify);
+		amqp_ssl_socket_set_verify_hostname(s, u->verify);
+		if (u->cafile && amqp_ssl_socket_set_cacert(s, u->cafile) != AMQP_STATUS_OK) {
+			snprintf(err, errsz, "AMQP_CONNECTION: cannot read cafile %s", u->cafile);
+			*fail = AMQ_REFUSED;
+			goto fail;
+		}
+		if (u->certfile && amqp_ssl_socket_set_key(s, u->certfile,
+		    u->keyfile ? u->keyfile : u->certfile) != AMQP_STATUS_OK) {
+			snprintf(err, errsz, "AMQP_CONNECTION: cannot read certfile/keyfile");
+			*fail = AMQ_REFUSED;
+			goto fail;
+		}
+	}
+	if ((rc = amqp_socket_open_noblock(s, u->host, u->port, &tv)) != AMQP_STATUS_OK) {
+		snprintf(err, errsz, "cannot connect to %s: %s", u->redacted, amqp_error_string2(rc));
+		if (rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED ||
+		    rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED)
+			*fail = AMQ_REFUSED;
+		goto fail;
+	}
+	caps[0] = entry_bool("consumer_cancel_notify", 1);
+	caps[1] = entry_bool("publisher_confirms", 1);
+	caps[2] = entry_bool("basic.nack", 1);
+	caps[3] = entry_bool("authentication_failure_close", 1);
+	capt.num_entries = 4;
+	capt.entries = caps;
+	props[0] = entry_str("product", "tableinator");
+	props[1] = entry_str("version", TBL_VERSION);
+	props[2] = entry_str("connection_name", name);
+	props[3].key = amqp_cstring_bytes("capabilities");
+	props[3].value.kind = AMQP_FIELD_KIND_TABLE;
+	props[3].value.value.table = capt;
+	propt.num_entries = 4;
+	propt.entries = props;
+	r = amqp_login_with_properties(c, u->vhost, 0, 131072, u->heartbeat, &propt,
+	    AMQP_SASL_METHOD_PLAIN, u->user, u->password);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		amq_reply_error(r, "login", err, errsz);
+		/* A broker that answers and closes refuses us: credentials or vhost. */
+		if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION ||
+		    (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+		    r.library_error == AMQP_STATUS_CONNECTION_CLOSED))
+			*fail = AMQ_REFUSED;
+		goto fail;
+	}
+	if (amq_channel_open(c, 1, err, errsz) < 0) {
+		*fail = AMQ_LOST;
+		goto fail;
+	}
+	return c;
+fail:
+	amqp_destroy_connection(c);
+	return NULL;
+}
+
+int
+amq_channel_open(amqp_connection_state_t c, amqp_channel_t ch, char *err, size_t errsz)
+{
+	amqp_rpc_reply_t r;
+
+	amqp_channel_open(c, ch);
+	r = amqp_get_rpc_reply(c);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		amq_reply_error(r, "channel.open", err, errsz);
+		return -1;
+	}
+	return 0;
+}
+
+void
+amq_queue_name(int type, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "%s%s", AMQ_QUEUE_PREFIX, data_types[type]);
+}
+
+static int
+check(amqp_connection_state_t c, const char *what, char *err, size_t errsz)
+{
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
+
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 0;
+	amq_reply_error(r, what, err, errsz);
+	return -1;
+}
+
+int
+amq_declare_topology(amqp_connection_state_t c, amqp_channel_t ch, char *err, size_t errsz)
+{
+	amqp_table_entry_t qargs[3], dlqargs[1];
+	amqp_table_t qt, dlqt;
+	char q[128], dlq[136];
+	int t;
+
+	amqp_exchange_declare(c, ch, amqp_cstring_bytes(AMQ_EXCHANGE), amqp_cstring_bytes("topic"),
+	    0, 1, 0, 0, amqp_empty_table);
+	if (check(c, "exchange.declare " AMQ_EXCHANGE, err, errsz) < 0)
+		return -1;
+	amqp_exchange_declare(c, ch, amqp_cstring_bytes(AMQ_DLX), amqp_cstring_bytes("topic"),
+	    0, 1, 0, 0, amqp_empty_table);
+	if (check(c, "exchange.declare " AMQ_DLX, err, errsz) < 0)
+		return -1;
+	qargs[0] = entry_str("x-queue-type", "quorum");
+	qargs[1] = entry_str("x-dead-letter-exchange", AMQ_DLX);
+	qargs[2].key = amqp_cstring_bytes("x-delivery-limit");
+	qargs[2].value.kind = AMQP_FIELD_KIND_I32;
+	qargs[2].value.value.i32 = AMQ_DELIVERY_LIMIT;
+	qt.num_entries = 3;
+	qt.entries = qargs;
+	dlqargs[0] = entry_str("x-queue-type", "classic");
+	dlqt.num_entries = 1;
+	dlqt.entries = dlqargs;
+	for (t = 0; t < NTYPES; t++) {
+		amq_queue_name(t, q, sizeof(q));
+		snprintf(dlq, sizeof(dlq), "%s.dlq", q);
+		amqp_queue_declare(c, ch, amqp_cstring_bytes(dlq), 0, 1, 0, 0, dlqt);
+		if (check(c, "queue.declare (dead-letter queue)", err, errsz) < 0)
+			return -1;
+		amqp_queue_bind(c, ch, amqp_cstring_bytes(dlq), amqp_cstring_bytes(AMQ_DLX),
+		    amqp_cstring_bytes(data_types[t]), amqp_empty_table);
+		if (check(c, "queue.bind (dead-letter queue)", err, errsz) < 0)
+			return -1;
+		amqp_queue_declare(c, ch, amqp_cstring_bytes(q), 0, 1, 0, 0, qt);
+		if (check(c, "queue.declare", err, errsz) < 0)
+			return -1;
+		amqp_queue_bind(c, ch, amqp_cstring_bytes(q), amqp_cstring_bytes(AMQ_EXCHANGE),
+		    amqp_cstring_bytes(data_types[t]), amqp_empty_table);
+		if (check(c, "queue.bind", err, errsz) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+long
+amq_queue_depth(amqp_connection_state_t c, amqp_channel_t ch, const char *queue, char *err,
+    size_t errsz)
+{
+	amqp_queue_declare_ok_t *ok;
+
+	ok = amqp_queue_declare(c, ch, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+	if (ok == NULL) {
+		(void)check(c, "queue.declare (passive)", err, errsz);
+		return -1;
+	}
+	return (long)ok->message_count;
+}
+
+void
+amq_close(amqp_connection_state_t c)
+{
+	if (c == NULL)
+		return;
+	(void)amqp_channel_close(c, 1, AMQP_REPLY_SUCCESS);
+	(void)amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+	amqp_destroy_connection(c);
+}
