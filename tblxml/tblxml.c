@@ -63,6 +63,7 @@ struct conv {
 	int			 type;		/* -1 until the root is read */
 	unsigned long		 depth;		/* elements open in the document */
 	bool			 in_record;
+	bool			 root_seen;
 	bool			 add_id;	/* masters, releases: "id" from "@id" */
 	XML_Index		 record_start;
 	unsigned long long	 records, skipped;
@@ -106,10 +107,12 @@ is_record_name(const char *name, int t)
 	return strncmp(name, data_types[t], n) == 0 && name[n] == '\0';
 }
 
+/* Refuse a record that has grown past --max-record; more is the length
+ * of the current event (expat's index is where the event starts). */
 static void
-check_size(struct conv *c)
+check_size(struct conv *c, long long more)
 {
-	if (XML_GetCurrentByteIndex(c->p) - c->record_start > c->opt->max_record)
+	if (XML_GetCurrentByteIndex(c->p) + more - c->record_start > c->opt->max_record)
 		stop(c, "record longer than %lld bytes (see --max-record)",
 		    c->opt->max_record);
 }
@@ -128,9 +131,10 @@ on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 			    MAX_NESTING);
 			return;
 		}
-		check_size(c);
+		check_size(c, 0);
 		xrec_start(c->rec, name, atts);
 	} else if (c->depth == 1) {
+		c->root_seen = true;
 		if (c->type < 0 && (c->type = data_type_index(name, strlen(name))) < 0)
 			stop(c, "root element <%s> is not artists, labels, masters or "
 			    "releases (use --type)", name);
@@ -182,7 +186,7 @@ on_text(void *ud, const XML_Char *s, int len)
 
 	if (c->in_record && c->err[0] == '\0') {
 		xrec_text(c->rec, s, (size_t)len);
-		check_size(c);
+		check_size(c, len);
 	}
 }
 
@@ -243,10 +247,27 @@ log_failure(const struct conv *c, const char *why)
 	log_end(r);
 }
 
+/* expat's reason, with a hint when the input ended too soon. */
+static const char *
+xml_error(const struct conv *c, bool at_end, char *why, size_t size)
+{
+	enum XML_Error e = XML_GetErrorCode(c->p);
+
+	if (at_end && (e == XML_ERROR_NO_ELEMENTS || e == XML_ERROR_UNCLOSED_TOKEN ||
+	    e == XML_ERROR_PARTIAL_CHAR || e == XML_ERROR_UNCLOSED_CDATA_SECTION))
+		snprintf(why, size, "%s (%s)", XML_ErrorString(e),
+		    c->root_seen ? "the input ends inside the document: truncated file?" :
+		    "the input has no root element: empty file?");
+	else
+		snprintf(why, size, "%s", XML_ErrorString(e));
+	return why;
+}
+
 /* Feed one input to expat. Returns 0, or -1 after logging the fault. */
 static int
 parse_input(struct conv *c, struct zin *in, struct totals *t)
 {
+	char why[256];
 	void *chunk;
 	long n;
 
@@ -260,7 +281,7 @@ parse_input(struct conv *c, struct zin *in, struct totals *t)
 		t->xml_bytes += (unsigned long long)n;
 		if (XML_ParseBuffer(c->p, (int)n, n == 0) != XML_STATUS_OK) {
 			log_failure(c, c->err[0] != '\0' ? c->err :
-			    XML_ErrorString(XML_GetErrorCode(c->p)));
+			    xml_error(c, n == 0, why, sizeof(why)));
 			return -1;
 		}
 		if (n == 0)
