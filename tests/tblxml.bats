@@ -68,6 +68,12 @@ check_malformed() {
 	stderr_is_json
 }
 
+# Convert XML given as text (printf %b escapes) and expect success.
+convert() {
+	printf '%b' "$1" >"$BATS_TEST_TMPDIR/in.xml"
+	run -0 --separate-stderr tblxml "$BATS_TEST_TMPDIR/in.xml"
+}
+
 identical_to_reference() {
 	run -0 --separate-stderr tblxml "$XML/discogs_20200806_$1.xml.gz"
 	cmp <(printf '%s\n' "${lines[@]}") <(zcat "$MSG/discogs_20200806_$1.ndjson.gz")
@@ -354,52 +360,44 @@ example() {
 # --- conversion details -----------------------------------------------------
 
 @test "entities, character references and CDATA are decoded, in text and attributes" {
-	printf '<labels><label><id>1</id><name a="x &amp; &#233; &lt;&gt;">A &amp; B &#x263A; <![CDATA[<b>&amp;</b>]]></name></label></labels>' >"$BATS_TEST_TMPDIR/e.xml"
-	run -0 --separate-stderr tblxml "$BATS_TEST_TMPDIR/e.xml"
+	convert '<labels><label><id>1</id><name a="x &amp; &#233; &lt;&gt;">A &amp; B &#x263A; <![CDATA[<b>&amp;</b>]]></name></label></labels>'
 	[[ "$output" == *'"name":{"#text":"A & B ☺ <b>&amp;</b>","@a":"x & é <>"}}' ]]
 }
 
 @test "line ends follow XML: literal CR LF and CR become LF, &#13; stays CR" {
-	printf '<labels><label><id>1</id><profile>a\r\nb\rc&#13;\nd</profile></label></labels>' >"$BATS_TEST_TMPDIR/cr.xml"
-	run -0 --separate-stderr tblxml "$BATS_TEST_TMPDIR/cr.xml"
+	convert '<labels><label><id>1</id><profile>a\r\nb\rc&#13;\nd</profile></label></labels>'
 	[[ "$output" == *'"profile":"a\nb\nc\r\nd"}' ]]
 }
 
 @test "text is trimmed of Unicode white space, inner white space kept" {
 	# U+00A0, U+3000, U+2009 and tab/newline around; U+00A0 inside.
-	printf '<labels><label><id>1</id><name>\xc2\xa0\xe3\x80\x80 \tA\xc2\xa0 B\xe2\x80\x89\n</name><profile>\xd0\x9a</profile></label></labels>' >"$BATS_TEST_TMPDIR/ws.xml"
-	run -0 --separate-stderr tblxml "$BATS_TEST_TMPDIR/ws.xml"
+	convert '<labels><label><id>1</id><name>\xc2\xa0\xe3\x80\x80 \tA\xc2\xa0 B\xe2\x80\x89\n</name><profile>\xd0\x9a</profile></label></labels>'
 	[[ "$output" == *$'"name":"A\xc2\xa0 B","profile":"\xd0\x9a"}' ]]
 }
 
 @test "empty elements are null, repeated children an array, text beside children dropped" {
-	printf '<masters><master id="9"><a/><b></b><c> </c><d x=""/><l><i>1</i></l><m><i>1</i><i>2</i></m><t>dropped<i>1</i>dropped</t></master></masters>' >"$BATS_TEST_TMPDIR/s.xml"
-	run -0 --separate-stderr tblxml "$BATS_TEST_TMPDIR/s.xml"
+	convert '<masters><master id="9"><a/><b></b><c> </c><d x=""/><l><i>1</i></l><m><i>1</i><i>2</i></m><t>dropped<i>1</i>dropped</t></master></masters>'
 	[[ "$output" == *',"@id":"9","a":null,"b":null,"c":null,"d":{"@x":""},"id":"9","l":{"i":"1"},"m":{"i":["1","2"]},"t":{"i":"1"}}' ]]
 }
 
 @test "keys sort by bytes: #text < @attr < Upper < lower, and repeats stay in order" {
-	printf '<labels><label><id>1</id><x b="1" a="2">t</x><Z>z</Z><_>u</_><y>1</y><w/><y>2</y></label></labels>' >"$BATS_TEST_TMPDIR/k.xml"
-	run -0 --separate-stderr tblxml "$BATS_TEST_TMPDIR/k.xml"
+	convert '<labels><label><id>1</id><x b="1" a="2">t</x><Z>z</Z><_>u</_><y>1</y><w/><y>2</y></label></labels>'
 	[[ "$output" == *'"sha256":"'*'","Z":"z","_":"u","id":"1","w":null,"x":{"#text":"t","@a":"2","@b":"1"},"y":["1","2"]}' ]]
 }
 
 @test "ids: @id first, then id; masters and releases get id from @id" {
-	printf '<releases><release id="5"><title>t</title></release><release><id>6</id></release><release><title>none</title></release><release id="8"><id>9</id></release></releases>' >"$BATS_TEST_TMPDIR/id.xml"
-	run -0 --separate-stderr tblxml "$BATS_TEST_TMPDIR/id.xml"
+	convert '<releases><release id="5"><title>t</title></release><release><id>6</id></release><release><title>none</title></release><release id="8"><id>9</id></release></releases>'
 	[[ "${lines[0]}" == '{"type":"data","id":"5",'*'","@id":"5","id":"5","title":"t"}' ]]
 	[[ "${lines[1]}" == '{"type":"data","id":"6",'*'","id":"6"}' ]]
 	[[ "${lines[2]}" == '{"type":"data","id":"unknown",'*'","title":"none"}' ]]
 	[[ "${lines[3]}" == '{"type":"data","id":"8",'*'","@id":"8","id":"9"}' ]]
 	# Artists and labels get no id added.
-	printf '<artists><artist id="3"><name>n</name></artist></artists>' >"$BATS_TEST_TMPDIR/a.xml"
-	run -0 --separate-stderr tblxml "$BATS_TEST_TMPDIR/a.xml"
+	convert '<artists><artist id="3"><name>n</name></artist></artists>'
 	[[ "$output" == '{"type":"data","id":"3",'*'","@id":"3","name":"n"}' ]]
 }
 
 @test "self-closing records follow the extractor: id looked up by id only, none added" {
-	printf '<releases><release id="5"/><release id="6"></release><release/><other/></releases>' >"$BATS_TEST_TMPDIR/sc.xml"
-	run -0 --separate-stderr tblxml "$BATS_TEST_TMPDIR/sc.xml"
+	convert '<releases><release id="5"/><release id="6"></release><release/><other/></releases>'
 	[ "${#lines[@]}" -eq 2 ]
 	[[ "${lines[0]}" == '{"type":"data","id":"unknown",'*'","@id":"5"}' ]]
 	[[ "${lines[1]}" == '{"type":"data","id":"6",'*'","@id":"6","id":"6"}' ]]
