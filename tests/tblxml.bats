@@ -465,3 +465,16 @@ example() {
 	echo "peak RSS: 1x $small kB, 30x $big kB"
 	[ "$big" -lt $((small + 4096)) ]
 }
+
+@test "the man page renders without warnings and documents every option" {
+	command -v groff >/dev/null || skip "groff is not installed"
+	local page="$BATS_TEST_DIRNAME/../docs/man/tblxml.1" text opt
+	run -0 --separate-stderr groff -mandoc -Tutf8 -ww "$page"
+	[ -z "$stderr" ]
+	text=$(printf '%s\n' "${lines[@]}" | sed 's/.\x08//g')
+	run -0 --separate-stderr tblxml --help
+	for opt in $(grep -o -- '--[a-z-]*' <<<"$output"); do
+		[[ "$text" == *"$opt"* ]] || { echo "$opt is not in the man page"; false; }
+	done
+	[[ "$text" == *"EXIT STATUS"* && "$text" == *"DIFFERENCES FROM THE RUST EXTRACTOR"* ]]
+}
