@@ -263,30 +263,39 @@ xml_error(const struct conv *c, bool at_end, char *why, size_t size)
 	return why;
 }
 
-/* Feed one input to expat. Returns 0, or -1 after logging the fault. */
-static int
-parse_input(struct conv *c, struct zin *in, struct totals *t)
+/* Feed one input to expat. Returns NULL, or why it stopped. */
+static const char *
+parse_input(struct conv *c, struct zin *in, struct totals *t, char *why,
+    size_t size)
 {
-	char why[256];
 	void *chunk;
 	long n;
 
 	for (;;) {
 		if ((chunk = XML_GetBuffer(c->p, READ_SIZE)) == NULL)
 			die(EXIT_TEMPFAIL, "out of memory for the XML parser");
-		if ((n = zin_read(in, chunk, READ_SIZE)) < 0) {
-			log_failure(c, in->err);
-			return -1;
-		}
+		if ((n = zin_read(in, chunk, READ_SIZE)) < 0)
+			return in->err;
 		t->xml_bytes += (unsigned long long)n;
-		if (XML_ParseBuffer(c->p, (int)n, n == 0) != XML_STATUS_OK) {
-			log_failure(c, c->err[0] != '\0' ? c->err :
-			    xml_error(c, n == 0, why, sizeof(why)));
-			return -1;
-		}
+		if (XML_ParseBuffer(c->p, (int)n, n == 0) != XML_STATUS_OK)
+			return c->err[0] != '\0' ? c->err : xml_error(c, n == 0, why, size);
 		if (n == 0)
-			return 0;
+			return NULL;
 	}
+}
+
+static void
+log_converted(const struct conv *c, bool gz)
+{
+	struct logrec *r;
+
+	r = log_begin(LOG_INFO, "📄 Converted %s", c->name);
+	log_str(r, "file", c->name);
+	log_str(r, "type", data_types[c->type]);
+	log_int(r, "records", (long long)c->records);
+	log_int(r, "skipped", (long long)c->skipped);
+	log_bool(r, "gzip", gz);
+	log_end(r);
 }
 
 /* Convert one file ("-" is standard input). Returns 0, or -1 if it failed. */
@@ -297,7 +306,9 @@ convert(const char *path, const struct options *opt, struct xrec *rec,
 	struct conv c;
 	struct zin in;
 	struct logrec *r;
-	int fd = STDIN_FILENO, rc;
+	const char *fault;
+	char why[256];
+	int fd = STDIN_FILENO;
 
 	memset(&c, 0, sizeof(c));
 	c.opt = opt;
@@ -317,34 +328,26 @@ convert(const char *path, const struct options *opt, struct xrec *rec,
 	XML_SetElementHandler(c.p, on_start, on_end);
 	XML_SetCharacterDataHandler(c.p, on_text);
 	XML_SetSkippedEntityHandler(c.p, on_skipped_entity);
-	rc = zin_open(&in, fd);
-	if (rc < 0)
-		log_failure(&c, in.err);
-	else
-		rc = parse_input(&c, &in, t);
-	/* Whatever was converted before a fault goes out. */
-	if (rc == 0 && opt->file_complete)
+	fault = zin_open(&in, fd) < 0 ? in.err :
+	    parse_input(&c, &in, t, why, sizeof(why));
+	if (fault == NULL && opt->file_complete)
 		put_file_complete(&out->b, c.type, c.records, path);
+	/* Every record before a fault is out before the fault is reported. */
 	if (w_flush(out) < 0)
 		die(EXIT_TEMPFAIL, "stdout: %s", strerror(errno));
+	if (fault != NULL)
+		log_failure(&c, fault);
+	else
+		log_converted(&c, in.gz);
 	t->raw_bytes += in.raw_bytes;
 	t->skipped += c.skipped;
 	if (c.type >= 0)
 		t->records[c.type] += c.records;
-	if (rc == 0) {
-		r = log_begin(LOG_INFO, "📄 Converted %s", c.name);
-		log_str(r, "file", c.name);
-		log_str(r, "type", data_types[c.type]);
-		log_int(r, "records", (long long)c.records);
-		log_int(r, "skipped", (long long)c.skipped);
-		log_bool(r, "gzip", in.gz);
-		log_end(r);
-	}
 	zin_close(&in);
 	XML_ParserFree(c.p);
 	if (fd != STDIN_FILENO)
 		close(fd);
-	return rc;
+	return fault != NULL ? -1 : 0;
 }
 
 static void

@@ -337,6 +337,16 @@ example() {
 	[ "$(error_event)" = "❌ stdin:4:27: mismatched tag" ]
 }
 
+@test "malformed: the records before the fault are written before it is reported" {
+	f=$(two_then order.xml '<artist><id>3</id><name>x</nam>')
+	run -1 bash -c "tblxml '$f' 2>&1"
+	[ "${#lines[@]}" -eq 4 ]
+	[[ "${lines[0]}" == '{"type":"data","id":"1",'* ]]
+	[[ "${lines[1]}" == '{"type":"data","id":"2",'* ]]
+	[ "$(jq -r .event <<<"${lines[2]}")" = "❌ $f:4:27: mismatched tag" ]
+	[ "$(jq -r .event <<<"${lines[3]}")" = "⚠️ Conversion finished" ]
+}
+
 @test "a record nested deeper than 1000 levels is refused" {
 	{
 		printf '<artists><artist><id>1</id></artist><artist>'
