@@ -1,0 +1,22 @@
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "util.h"
+
+noreturn void
+die_bad_option(int ch, char *const argv[])
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+	char shortopt[3] = { '-', (char)optopt, '\0' };
+
+	/* For a short option in a bundle such as -Vx, name the letter. */
+	if (strncmp(arg, "--", 2) != 0 && optopt > 0 && optopt < 128)
+		arg = shortopt;
+	if (ch == ':')
+		die(EXIT_USAGE, "option '%s' needs an argument (see %s --help)",
+		    arg, progname);
+	die(EXIT_USAGE, "unknown or malformed option '%s' (see %s --help)",
+	    arg, progname);
+}

@@ -1,0 +1,2 @@
+TOOLS += tblxml
+tblxml_LIBS = -lexpat -lz -ljson-c -lcrypto

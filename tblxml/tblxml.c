@@ -1,0 +1,440 @@
+/*
+ * tblxml: convert Discogs XML dumps (plain or gzip) into the message bodies
+ * the Rust Discogs extractor publishes, one compact JSON body per line.
+ * Each record's tree is built, written and freed as soon as its end tag is
+ * read, so memory is bounded by the largest record.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <expat.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "envelope.h"
+#include "lineio.h"
+#include "log.h"
+#include "num.h"
+#include "util.h"
+#include "xrec.h"
+#include "zin.h"
+
+#define READ_SIZE	(64 * 1024)	/* XML bytes handed to expat at a time */
+#define MAX_NESTING	1000		/* element levels inside one record */
+#define OUT_FLUSH	(256 * 1024)
+
+static const char *usage_text =
+    "usage: tblxml [-t type] [--file-complete] [--max-record bytes] [file ...]\n"
+    "  -t, --type type        records are <artist>, <label>, <master> or <release>\n"
+    "                         elements for artists, labels, masters or releases,\n"
+    "                         whatever the root element; without it the root\n"
+    "                         element names the type\n"
+    "      --file-complete    after each file, write the extractor's file_complete\n"
+    "                         control body\n"
+    "      --max-record n     longest record accepted, in bytes of XML (default\n"
+    "                         67108864)\n"
+    "  -h, --help             show this help\n"
+    "  -V, --version          show the version\n"
+    "Files may be gzip-compressed; none or '-' reads standard input.\n";
+
+struct options {
+	int		 type;		/* --type, or -1 */
+	bool		 file_complete;
+	long long	 max_record;
+};
+
+struct totals {
+	unsigned long long records[NTYPES], skipped, files, failed;
+	unsigned long long raw_bytes, xml_bytes;
+};
+
+/* The state of one file's conversion, shared with the expat handlers. */
+struct conv {
+	XML_Parser		 p;
+	const struct options	*opt;
+	const char		*name;		/* for messages */
+	int			 type;		/* -1 until the root is read */
+	unsigned long		 depth;		/* elements open in the document */
+	bool			 in_record;
+	bool			 root_seen;
+	bool			 add_id;	/* masters, releases: "id" from "@id" */
+	XML_Index		 record_start;
+	unsigned long long	 records, skipped;
+	struct xrec		*rec;
+	struct writer		*out;
+	char			 err[512];	/* set when a handler stopped the parse */
+	unsigned long		 err_line, err_col;	/* where it did */
+};
+
+static noreturn void
+usage(void)
+{
+	if (fputs(usage_text, stdout) == EOF || fflush(stdout) == EOF)
+		exit(EXIT_TEMPFAIL);
+	exit(EXIT_OK);
+}
+
+/* Stop the parse from a handler; the reason goes with expat's position.
+ * expat may still call handlers after this: they see err set and return. */
+static void __attribute__((format(printf, 2, 3)))
+stop(struct conv *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->err[0] == '\0') {
+		c->err_line = XML_GetCurrentLineNumber(c->p);
+		c->err_col = XML_GetCurrentColumnNumber(c->p);
+		va_start(ap, fmt);
+		vsnprintf(c->err, sizeof(c->err), fmt, ap);
+		va_end(ap);
+	}
+	XML_StopParser(c->p, XML_FALSE);
+}
+
+/* Is name the record element of type t: "artist" for "artists"...? */
+static bool
+is_record_name(const char *name, int t)
+{
+	size_t n = strlen(data_types[t]) - 1;
+
+	return strncmp(name, data_types[t], n) == 0 && name[n] == '\0';
+}
+
+/* Refuse a record that has grown past --max-record; more is the length
+ * of the current event (expat's index is where the event starts). */
+static void
+check_size(struct conv *c, long long more)
+{
+	if (XML_GetCurrentByteIndex(c->p) + more - c->record_start > c->opt->max_record)
+		stop(c, "record longer than %lld bytes (see --max-record)",
+		    c->opt->max_record);
+}
+
+static void XMLCALL
+on_start(void *ud, const XML_Char *name, const XML_Char **atts)
+{
+	struct conv *c = ud;
+
+	if (c->err[0] != '\0')
+		return;
+	c->depth++;
+	if (c->in_record) {
+		if (xrec_depth(c->rec) >= MAX_NESTING) {
+			stop(c, "elements nested more than %d levels deep in a record",
+			    MAX_NESTING);
+			return;
+		}
+		check_size(c, 0);
+		xrec_start(c->rec, name, atts);
+	} else if (c->depth == 1) {
+		c->root_seen = true;
+		if (c->type < 0 && (c->type = data_type_index(name, strlen(name))) < 0)
+			stop(c, "root element <%s> is not artists, labels, masters or "
+			    "releases (use --type)", name);
+		c->add_id = c->type >= 0 &&
+		    (strcmp(data_types[c->type], "masters") == 0 ||
+		    strcmp(data_types[c->type], "releases") == 0);
+	} else if (c->depth == 2) {
+		if (!is_record_name(name, c->type)) {
+			c->skipped++;
+			return;
+		}
+		c->in_record = true;
+		c->record_start = XML_GetCurrentByteIndex(c->p);
+		xrec_reset(c->rec);
+		xrec_start(c->rec, name, atts);
+	}
+}
+
+static void XMLCALL
+on_end(void *ud, const XML_Char *name)
+{
+	struct conv *c = ud;
+	bool self_closing;
+
+	(void)name;
+	if (c->err[0] != '\0')
+		return;
+	c->depth--;
+	if (!c->in_record)
+		return;
+	xrec_end(c->rec);
+	if (xrec_depth(c->rec) > 0)
+		return;
+	c->in_record = false;
+	/* expat reports no bytes for the end of an empty-element tag. */
+	self_closing = XML_GetCurrentByteCount(c->p) == 0;
+	if (xrec_emit(c->rec, &c->out->b, c->add_id, self_closing))
+		c->records++;
+	else
+		c->skipped++;
+	if (w_maybe_flush(c->out) < 0)
+		die(EXIT_TEMPFAIL, "stdout: %s", strerror(errno));
+}
+
+static void XMLCALL
+on_text(void *ud, const XML_Char *s, int len)
+{
+	struct conv *c = ud;
+
+	if (c->in_record && c->err[0] == '\0') {
+		xrec_text(c->rec, s, (size_t)len);
+		check_size(c, len);
+	}
+}
+
+static void XMLCALL
+on_skipped_entity(void *ud, const XML_Char *name, int is_param)
+{
+	(void)is_param;
+	stop(ud, "entity '%s' is not defined (external DTDs are not read)", name);
+}
+
+/* Append the extractor's file_complete body for a finished file. */
+static void
+put_file_complete(struct buf *b, int type, unsigned long long n, const char *path)
+{
+	const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
+	struct timespec ts;
+	struct tm tm;
+	char stamp[64];
+	size_t k;
+
+	/* chrono's RFC 3339 form: 0, 3, 6 or 9 decimals, as few as exact. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	k = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (ts.tv_nsec % 1000000000L == 0)
+		snprintf(stamp + k, sizeof(stamp) - k, "Z");
+	else if (ts.tv_nsec % 1000000 == 0)
+		snprintf(stamp + k, sizeof(stamp) - k, ".%03ldZ", ts.tv_nsec / 1000000);
+	else if (ts.tv_nsec % 1000 == 0)
+		snprintf(stamp + k, sizeof(stamp) - k, ".%06ldZ", ts.tv_nsec / 1000);
+	else
+		snprintf(stamp + k, sizeof(stamp) - k, ".%09ldZ", ts.tv_nsec);
+	buf_printf(b, "{\"type\":\"file_complete\",\"data_type\":\"%s\","
+	    "\"timestamp\":\"%s\",\"total_processed\":%llu,\"file\":",
+	    data_types[type], stamp, n);
+	buf_json_str_lossy(b, base, strlen(base));
+	buf_adds(b, "}\n");
+}
+
+static void
+log_failure(const struct conv *c, const char *why)
+{
+	struct logrec *r;
+	/* expat's position, as xmlwf prints it: lines from 1, columns from 0. */
+	unsigned long line = XML_GetCurrentLineNumber(c->p);
+	unsigned long col = XML_GetCurrentColumnNumber(c->p);
+
+	if (c->err[0] != '\0') {
+		line = c->err_line;
+		col = c->err_col;
+	}
+
+	r = log_begin(LOG_ERROR, "❌ %s:%lu:%lu: %s", c->name, line, col, why);
+	log_str(r, "file", c->name);
+	log_int(r, "line", (long long)line);
+	log_int(r, "column", (long long)col);
+	log_int(r, "records", (long long)c->records);
+	log_end(r);
+}
+
+/* expat's reason, with a hint when the input ended too soon. */
+static const char *
+xml_error(const struct conv *c, bool at_end, char *why, size_t size)
+{
+	enum XML_Error e = XML_GetErrorCode(c->p);
+
+	if (at_end && (e == XML_ERROR_NO_ELEMENTS || e == XML_ERROR_UNCLOSED_TOKEN ||
+	    e == XML_ERROR_PARTIAL_CHAR || e == XML_ERROR_UNCLOSED_CDATA_SECTION))
+		snprintf(why, size, "%s (%s)", XML_ErrorString(e),
+		    c->root_seen ? "the input ends inside the document: truncated file?" :
+		    "the input has no root element: empty file?");
+	else
+		snprintf(why, size, "%s", XML_ErrorString(e));
+	return why;
+}
+
+/* Feed one input to expat. Returns NULL, or why it stopped. */
+static const char *
+parse_input(struct conv *c, struct zin *in, struct totals *t, char *why,
+    size_t size)
+{
+	void *chunk;
+	long n;
+
+	for (;;) {
+		if ((chunk = XML_GetBuffer(c->p, READ_SIZE)) == NULL)
+			die(EXIT_TEMPFAIL, "out of memory for the XML parser");
+		if ((n = zin_read(in, chunk, READ_SIZE)) < 0)
+			return in->err;
+		t->xml_bytes += (unsigned long long)n;
+		if (XML_ParseBuffer(c->p, (int)n, n == 0) != XML_STATUS_OK)
+			return c->err[0] != '\0' ? c->err : xml_error(c, n == 0, why, size);
+		if (n == 0)
+			return NULL;
+	}
+}
+
+static void
+log_converted(const struct conv *c, bool gz)
+{
+	struct logrec *r;
+
+	r = log_begin(LOG_INFO, "📄 Converted %s", c->name);
+	log_str(r, "file", c->name);
+	log_str(r, "type", data_types[c->type]);
+	log_int(r, "records", (long long)c->records);
+	log_int(r, "skipped", (long long)c->skipped);
+	log_bool(r, "gzip", gz);
+	log_end(r);
+}
+
+/* Convert one file ("-" is standard input). Returns 0, or -1 if it failed. */
+static int
+convert(const char *path, const struct options *opt, struct xrec *rec,
+    struct writer *out, struct totals *t)
+{
+	struct conv c;
+	struct zin in;
+	struct logrec *r;
+	const char *fault;
+	char why[256];
+	int fd = STDIN_FILENO;
+
+	memset(&c, 0, sizeof(c));
+	c.opt = opt;
+	c.name = strcmp(path, "-") == 0 ? "stdin" : path;
+	c.type = opt->type;
+	c.rec = rec;
+	c.out = out;
+	if (strcmp(path, "-") != 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = log_begin(LOG_ERROR, "❌ %s: %s", path, strerror(errno));
+		log_str(r, "file", path);
+		log_end(r);
+		return -1;
+	}
+	if ((c.p = XML_ParserCreate(NULL)) == NULL)
+		die(EXIT_TEMPFAIL, "out of memory for the XML parser");
+	XML_SetUserData(c.p, &c);
+	XML_SetElementHandler(c.p, on_start, on_end);
+	XML_SetCharacterDataHandler(c.p, on_text);
+	XML_SetSkippedEntityHandler(c.p, on_skipped_entity);
+	fault = zin_open(&in, fd) < 0 ? in.err :
+	    parse_input(&c, &in, t, why, sizeof(why));
+	if (fault == NULL && opt->file_complete)
+		put_file_complete(&out->b, c.type, c.records, path);
+	/* Every record before a fault is out before the fault is reported. */
+	if (w_flush(out) < 0)
+		die(EXIT_TEMPFAIL, "stdout: %s", strerror(errno));
+	if (fault != NULL)
+		log_failure(&c, fault);
+	else
+		log_converted(&c, in.gz);
+	t->raw_bytes += in.raw_bytes;
+	t->skipped += c.skipped;
+	if (c.type >= 0)
+		t->records[c.type] += c.records;
+	zin_close(&in);
+	XML_ParserFree(c.p);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	return fault != NULL ? -1 : 0;
+}
+
+static void
+log_summary(const struct totals *t, double t0)
+{
+	struct logrec *r;
+	struct buf b = { 0 };
+	unsigned long long all = 0;
+	double secs = now_mono() - t0;
+	int i;
+
+	buf_addc(&b, '{');
+	for (i = 0; i < NTYPES; i++) {
+		buf_printf(&b, "%s\"%s\":%llu", i ? "," : "", data_types[i], t->records[i]);
+		all += t->records[i];
+	}
+	buf_addc(&b, '}');
+	r = log_begin(t->failed ? LOG_WARNING : LOG_INFO, "%s Conversion finished",
+	    t->failed ? "⚠️" : "✅");
+	log_int(r, "files", (long long)t->files);
+	log_int(r, "failed_files", (long long)t->failed);
+	log_int(r, "records", (long long)all);
+	log_json(r, "records_by_type", b.p, b.len);
+	log_int(r, "skipped", (long long)t->skipped);
+	log_int(r, "bytes_read", (long long)t->raw_bytes);
+	log_int(r, "xml_bytes", (long long)t->xml_bytes);
+	log_num(r, "duration_s", secs);
+	log_num(r, "mb_per_s", (double)t->xml_bytes / 1e6 / (secs + 1e-9));
+	log_int(r, "peak_rss_kb", peak_rss_kb());
+	log_end(r);
+	buf_free(&b);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "file-complete", no_argument, NULL, 'F' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "max-record", required_argument, NULL, 'M' },
+		{ "type", required_argument, NULL, 't' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct options opt = { -1, false, 64LL << 20 };
+	struct totals t = { 0 };
+	struct xrec rec = { 0 };
+	struct writer out;
+	char *stdin_only[] = { "-", NULL }, **files;
+	double t0;
+	int ch;
+
+	log_init("tblxml");
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":hVt:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'F':
+			opt.file_complete = true;
+			break;
+		case 'h':
+			usage();
+		case 'M':
+			opt.max_record = opt_ll("--max-record", optarg, 1024, 1LL << 30);
+			break;
+		case 't':
+			if ((opt.type = data_type_index(optarg, strlen(optarg))) < 0)
+				die(EXIT_USAGE, "option --type: unknown type '%s' (want "
+				    "artists, labels, masters or releases)", optarg);
+			break;
+		case 'V':
+			print_version();
+		default:
+			die_bad_option(ch, argv);
+		}
+	}
+	files = optind < argc ? argv + optind : stdin_only;
+
+	ignore_sigpipe();
+	w_init(&out, STDOUT_FILENO, OUT_FLUSH);
+	t0 = now_mono();
+	for (; *files != NULL; files++) {
+		t.files++;
+		if (convert(*files, &opt, &rec, &out, &t) < 0)
+			t.failed++;
+	}
+	log_summary(&t, t0);
+	xrec_free(&rec);
+	w_free(&out);
+	return t.failed ? EXIT_DATA : EXIT_OK;
+}
