@@ -21,7 +21,4 @@ size_t	canon_write(struct buf *, struct json_object *, unsigned flags);
  * value (the caller puts it), or NULL with a reason in *err. */
 struct json_object *json_parse_strict(const char *, size_t, const char **err);
 
-/* Lowercase hex SHA-256 of n bytes into out[65]. */
-void	sha256_hex(const void *, size_t, char out[65]);
-
 #endif

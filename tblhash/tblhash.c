@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "canon.h"
 #include "envelope.h"
+#include "sha256.h"
 #include "lineio.h"
 #include "log.h"
 #include "num.h"

@@ -1,2 +1,2 @@
 TOOLS += tblxml
-tblxml_LIBS = -lexpat -lz -ljson-c -lcrypto
+tblxml_LIBS = -lexpat -lz -lcrypto

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "canon.h"
+#include "sha256.h"
 #include "util.h"
 #include "xrec.h"
 
