@@ -27,6 +27,7 @@
 #include "lineio.h"
 #include "log.h"
 #include "num.h"
+#include "state.h"
 #include "util.h"
 #include "window.h"
 
@@ -73,6 +74,7 @@ static double drain_deadline;
 static uint64_t captured_tag;	/* capture mode: last tag written, not yet synced */
 static double last_sync, last_delivery, next_check;
 static unsigned long long ndeliveries, nrejected, nacked, ncontrols, nredelivered;
+static struct statefile sf;
 
 /* The delivery being assembled from its frames. */
 static struct {
@@ -119,9 +121,12 @@ on_signal(int sig)
 	got_signal = sig;
 }
 
+static void write_state(double, const char *);
+
 static noreturn void
 lost(const char *fmt, const char *detail)
 {
+	write_state(0, "lost");
 	die(EXIT_TEMPFAIL, fmt, detail);
 }
 
@@ -711,6 +716,42 @@ read_options(int argc, char *argv[])
 
 /* ---- the loop ------------------------------------------------------------ */
 
+/* The state file read by tblhealth (docs/state.md). */
+static void
+write_state(double min_interval, const char *state)
+{
+	struct buf *b = state_begin(&sf, min_interval);
+	const char *sep;
+	int t;
+
+	if (b == NULL)
+		return;
+	buf_printf(b, ",\"state\":\"%s\",\"connection\":\"%s\",\"mode\":\"%s\",\"prefetch\":%lld",
+	    state, conn_id, mode == M_PIPE ? "pipeline" : "capture", opt.prefetch);
+	buf_adds(b, ",\"active_consumers\":[");
+	for (t = 0, sep = ""; t < NTYPES; t++)
+		if (cons[t].active) {
+			buf_printf(b, "%s\"%s\"", sep, data_types[t]);
+			sep = ",";
+		}
+	buf_adds(b, "],\"completed_files\":[");
+	for (t = 0, sep = ""; t < NTYPES; t++)
+		if (cons[t].complete) {
+			buf_printf(b, "%s\"%s\"", sep, data_types[t]);
+			sep = ",";
+		}
+	buf_adds(b, "],\"message_counts\":{");
+	for (t = 0; t < NTYPES; t++)
+		buf_printf(b, "%s\"%s\":%llu", t ? "," : "", data_types[t], cons[t].count);
+	buf_adds(b, "},\"last_message_time\":{");
+	for (t = 0; t < NTYPES; t++)
+		buf_printf(b, "%s\"%s\":%.6f", t ? "," : "", data_types[t], cons[t].last_time);
+	buf_printf(b, "},\"deliveries\":%llu,\"acked\":%llu,\"rejected\":%llu,\"controls\":%llu,"
+	    "\"redelivered\":%llu,\"unsettled\":%zu", ndeliveries, nacked, nrejected, ncontrols,
+	    nredelivered, win.open);
+	state_commit(&sf);
+}
+
 static bool
 consumers_left(void)
 {
@@ -775,6 +816,7 @@ finish(void)
 	log_int(r, "unsettled", (long long)unsettled);
 	log_int(r, "peak_rss_kb", peak_rss_kb());
 	log_end(r);
+	write_state(0, "stopped");
 	amq_close(conn);
 	status = got_signal || unsettled == 0 ? EXIT_OK : EXIT_TEMPFAIL;
 	exit(status);
@@ -818,6 +860,7 @@ run(void)
 		send_acks();
 		if (!out_closed)
 			write_out();
+		write_state(0.5, stopping ? "draining" : "consuming");
 
 		now = now_mono();
 		if (got_signal && !stopping)
@@ -897,6 +940,7 @@ main(int argc, char *argv[])
 	connect_broker();
 	if (opt.check)
 		check_depths();
+	state_open(&sf, "amqp-drain");
 	open_output();
 	win_init(&win);
 	start_consumers();

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "num.h"
 #include "rows.h"
+#include "state.h"
 #include "util.h"
 
 enum kind { R_RECORD, R_CONTROL, R_INVALID };
@@ -50,6 +52,7 @@ struct batch {
 
 struct totals {
 	long long	 inserted, updated, unchanged, rejected, duplicates, controls, nuls;
+	long long	 invalid;	/* of rejected: refused before the database */
 };
 
 static struct {
@@ -70,6 +73,14 @@ static struct totals grand;
 static int exit_status = EXIT_OK;
 static volatile sig_atomic_t stopping;
 static double outage_since;	/* 0, or when the current run of failures began */
+static struct statefile sf;
+static struct totals by_type[NTYPES];
+static unsigned long long nbatches;
+static double last_commit, batch_seconds_sum;
+static char last_error[1024];
+/* Batch durations, for the histogram in /metrics: upper bounds in seconds. */
+static const double hist_le[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+static unsigned long long hist[NELEM(hist_le) + 1];
 
 static const char *usage_text =
     "usage: tblload [--acks file] [--rejects file] [--retry-max seconds]\n"
@@ -99,6 +110,57 @@ on_signal(int sig)
 {
 	(void)sig;
 	stopping = 1;
+}
+
+/* ---- state file (docs/state.md) -------------------------------------------- */
+
+static void
+write_state(double min_interval, const char *state)
+{
+	struct buf *b = state_begin(&sf, min_interval);
+	size_t i;
+	int k;
+
+	if (b == NULL)
+		return;
+	buf_printf(b, ",\"state\":\"%s\",\"db_ok\":%s,\"outage_since\":", state,
+	    outage_since == 0 && strcmp(state, "connecting") != 0 ? "true" : "false");
+	if (outage_since != 0)
+		buf_printf(b, "%.3f", now_wall() - (now_mono() - outage_since));
+	else
+		buf_adds(b, "null");
+	buf_adds(b, ",\"last_error\":");
+	if (last_error[0])
+		buf_json_str_lossy(b, last_error, strlen(last_error));
+	else
+		buf_adds(b, "null");
+	buf_printf(b, ",\"last_commit\":%.3f,\"batches\":%llu,\"rejected\":%lld,"
+	    "\"nul_removed\":%lld,\"rows\":{", last_commit, nbatches, grand.rejected, grand.nuls);
+	for (k = 0; k < NTYPES; k++)
+		buf_printf(b, "%s\"%s\":{\"inserted\":%lld,\"updated\":%lld,\"unchanged\":%lld,"
+		    "\"rejected\":%lld}", k ? "," : "", data_types[k], by_type[k].inserted,
+		    by_type[k].updated, by_type[k].unchanged, by_type[k].rejected);
+	buf_adds(b, "},\"batch_seconds\":{\"le\":[");
+	for (i = 0; i < NELEM(hist_le); i++)
+		buf_printf(b, "%s%g", i ? "," : "", hist_le[i]);
+	buf_adds(b, "],\"counts\":[");
+	for (i = 0; i <= NELEM(hist_le); i++)
+		buf_printf(b, "%s%llu", i ? "," : "", hist[i]);
+	buf_printf(b, "],\"sum\":%.6f,\"count\":%llu}", batch_seconds_sum, nbatches);
+	state_commit(&sf);
+}
+
+static void
+count_batch(double seconds)
+{
+	size_t i;
+
+	for (i = 0; i < NELEM(hist_le) && seconds > hist_le[i]; i++)
+		;
+	hist[i]++;
+	nbatches++;
+	batch_seconds_sum += seconds;
+	last_commit = now_wall();
 }
 
 /* ---- settling ---------------------------------------------------------- */
@@ -368,13 +430,17 @@ backoff(const char *err, int attempt)
 	wait = 0.25;
 	while (attempt-- > 0 && wait < 8)
 		wait *= 2;
+	snprintf(last_error, sizeof(last_error), "%s", err);
+	write_state(0, "retrying");
 	lr = log_begin(LOG_WARNING, "🔄 PostgreSQL unavailable, retrying");
 	log_str(lr, "error", err);
 	log_num(lr, "retry_in_s", wait);
 	log_num(lr, "outage_s", now - outage_since);
 	log_end(lr);
-	for (; wait > 0 && !stopping; wait -= 0.1)
+	for (; wait > 0 && !stopping; wait -= 0.1) {
 		sleep_seconds(wait < 0.1 ? wait : 0.1);
+		write_state(1.0, "retrying");
+	}
 	if (stopping)
 		die(EXIT_TEMPFAIL, "stopped while PostgreSQL was unavailable "
 		    "(unsettled deliveries will be redelivered)");
@@ -395,6 +461,7 @@ reconnect(void)
 				    now_mono() - outage_since);
 			return;
 		}
+		snprintf(last_error, sizeof(last_error), "%s", err);
 		if (o == OUT_CONFIG)
 			die(EXIT_CONFIG, "PostgreSQL (%s): %s", db_describe(db), err);
 		if (o == OUT_FATAL)
@@ -423,6 +490,7 @@ commit_range(struct batch *b, size_t lo, size_t hi, int type, struct totals *t)
 		switch (o) {
 		case OUT_OK:
 			outage_since = 0;
+			last_error[0] = '\0';
 			t->inserted += uc.inserted;
 			t->updated += uc.updated;
 			t->unchanged += uc.unchanged;
@@ -494,6 +562,9 @@ process_batch(struct batch *b)
 		if (r->kind == R_INVALID) {
 			reject(b, r, r->reason);
 			t.rejected++;
+			if ((type = data_type_index(r->e.type.p, r->e.type.n)) >= 0 && !r->e.type.esc)
+				by_type[type].rejected++;
+			t.invalid++;
 		} else if (r->kind == R_CONTROL) {
 			lr = log_begin(LOG_INFO, "📄 Control message");
 			log_strn(lr, "type", r->e.type.p, r->e.type.n);
@@ -512,6 +583,11 @@ process_batch(struct batch *b)
 		else
 			commit_range(b, 0, b->ngrp, type, &t);
 		dt = now_mono() - t0;
+		count_batch(dt);
+		by_type[type].inserted += t.inserted;
+		by_type[type].updated += t.updated;
+		by_type[type].unchanged += t.unchanged;
+		by_type[type].rejected += t.rejected - t.invalid;
 		lr = log_begin(LOG_INFO, "✅ Batch committed");
 		log_str(lr, "type", data_types[type]);
 		log_int(lr, "size", (long long)b->nrec);
@@ -532,6 +608,7 @@ process_batch(struct batch *b)
 	grand.duplicates += t.duplicates;
 	grand.controls += t.controls;
 	grand.nuls += t.nuls;
+	write_state(0.25, "loading");
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -620,6 +697,34 @@ close_outputs(void)
 		die(EXIT_TEMPFAIL, "--acks %s: %s", opt.acks, strerror(errno));
 }
 
+/* The next input line. While the input is idle the state file keeps its
+ * heartbeat, and a stop request ends the wait. */
+static int
+next_line(struct linereader *in, struct line *l)
+{
+	struct pollfd p;
+	int rc;
+
+	for (;;) {
+		if ((rc = lr_next(in, l)) == 1)
+			return 1;
+		if (rc < 0 || stopping)
+			return 0;
+		if (sf.path != NULL) {
+			write_state(1.0, "idle");
+			p.fd = STDIN_FILENO;
+			p.events = POLLIN;
+			if (poll(&p, 1, 1000) <= 0)
+				continue;
+		}
+		if (lr_fill(in) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+	}
+}
+
 /*
  * Read the input batch by batch. A line outside a batch is taken as a batch
  * of its own (so `tblhash | tblload` works, one transaction per record).
@@ -638,7 +743,7 @@ load(void)
 
 	lr_init(&in, STDIN_FILENO, opt.max_line);
 	b.type_idx = -1;
-	while (!stopping && (rc = lr_getline(&in, &l, NULL)) == 1) {
+	while (!stopping && (rc = next_line(&in, &l)) == 1) {
 		batch_clear(&b);
 		b.lineno = l.lineno;
 		if (!l.truncated && frame_scan(l.p, l.len, &type, &want, &err) == 0) {
@@ -688,12 +793,15 @@ main(int argc, char *argv[])
 	open_outputs();
 	t0 = now_mono();
 	if (!opt.dry_run && !opt.copy_out) {
+		state_open(&sf, "tblload");
+		write_state(0, "connecting");
 		db = db_new();
 		reconnect();
 		log_msg(LOG_INFO, "🐘 Connected to PostgreSQL (%s), schema ready", db_describe(db));
 	}
 	load();
 	close_outputs();
+	write_state(0, "stopped");
 	lr = log_begin(LOG_INFO, stopping ? "🛑 Loading stopped" : "✅ Loading finished");
 	log_int(lr, "inserted", grand.inserted);
 	log_int(lr, "updated", grand.updated);
