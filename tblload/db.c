@@ -10,7 +10,7 @@
 #include "num.h"
 #include "util.h"
 
-#define NPARAMS	8
+#define NPARAMS	9
 
 struct db {
 	PGconn		*conn;
@@ -70,6 +70,8 @@ db_new(void)
 	db->keys[n] = "dbname", db->vals[n++] = db->dbname;
 	db->keys[n] = "application_name", db->vals[n++] = "tblload";
 	db->keys[n] = "connect_timeout", db->vals[n++] = "10";
+	/* "relation already exists, skipping" at every start is not news. */
+	db->keys[n] = "options", db->vals[n++] = "-c client_min_messages=warning";
 	db->keys[n] = NULL;
 	db->vals[n] = NULL;
 	snprintf(db->where, sizeof(db->where), "database %s on %s%s%s", db->dbname,
@@ -203,16 +205,30 @@ classify_connect(PGconn *c)
 	return OUT_TRANSIENT;
 }
 
+/* Server notices go to the JSON log instead of libpq's plain stderr. */
+static void
+on_notice(void *arg, const PGresult *res)
+{
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	(void)arg;
+	log_msg(LOG_WARNING, "⚠️ PostgreSQL: %s", msg ? msg : "(notice)");
+}
+
 static PGconn *
 connect_to(struct db *db, const char *dbname)
 {
 	const char *vals[NPARAMS + 1];
+	PGconn *c;
 	int i;
 
 	for (i = 0; db->keys[i] != NULL; i++)
 		vals[i] = strcmp(db->keys[i], "dbname") == 0 ? dbname : db->vals[i];
 	vals[i] = NULL;
-	return PQconnectdbParams(db->keys, vals, 0);
+	c = PQconnectdbParams(db->keys, vals, 0);
+	if (c != NULL)
+		PQsetNoticeReceiver(c, on_notice, NULL);
+	return c;
 }
 
 /* Create the database through the maintenance database "postgres". */

@@ -1,0 +1,1 @@
+SCRIPTS += scripts/tableinator
