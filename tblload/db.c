@@ -292,6 +292,20 @@ apply_schema(struct db *db, char *err, size_t errsz)
 	return o;
 }
 
+/* The jsonb columns: staged as uncompressed text, cast in the upsert. */
+static bool
+is_json(int t, const char *col)
+{
+	return strcmp(col, "data") == 0 ||
+	    (t == T_RELEASES && (strcmp(col, "formats") == 0 || strcmp(col, "tracklist") == 0));
+}
+
+/*
+ * The upsert of one record type. Rows whose stored hash already matches
+ * are filtered out before their JSON is cast, so an unchanged record
+ * costs one index probe and no parsing; ON CONFLICT ... WHERE still
+ * guards against a concurrent writer between the probe and the insert.
+ */
 static void
 build_upserts(struct db *db)
 {
@@ -308,9 +322,11 @@ build_upserts(struct db *db)
 			buf_printf(b, "%s\"%s\"", c == tables[t].columns ? "" : ", ", *c);
 		buf_adds(b, ") SELECT ");
 		for (c = tables[t].columns; *c; c++)
-			buf_printf(b, "%s\"%s\"", c == tables[t].columns ? "" : ", ", *c);
-		buf_printf(b, " FROM tbl_stage_%s ORDER BY id ON CONFLICT (id) DO UPDATE SET ",
-		    tables[t].name);
+			buf_printf(b, "%ss.\"%s\"%s", c == tables[t].columns ? "" : ", ", *c,
+			    is_json(t, *c) ? "::jsonb" : "");
+		buf_printf(b, " FROM tbl_stage_%s s WHERE NOT EXISTS (SELECT 1 FROM %s x"
+		    " WHERE x.id = s.id AND x.hash = s.hash) ORDER BY s.id"
+		    " ON CONFLICT (id) DO UPDATE SET ", tables[t].name, tables[t].name);
 		for (c = tables[t].columns + 1; *c; c++)
 			buf_printf(b, "%s\"%s\" = EXCLUDED.\"%s\"", c == tables[t].columns + 1 ?
 			    "" : ", ", *c, *c);
@@ -322,14 +338,21 @@ build_upserts(struct db *db)
 static enum outcome
 create_staging(struct db *db, char *err, size_t errsz)
 {
+	const char *const *c;
 	struct buf sql = { 0 };
 	enum outcome o;
 	int t;
 
-	for (t = 0; t < NTABLES; t++)
+	for (t = 0; t < NTABLES; t++) {
 		buf_printf(&sql, "CREATE TEMP TABLE IF NOT EXISTS tbl_stage_%s "
 		    "(LIKE %s INCLUDING DEFAULTS%s) ON COMMIT DELETE ROWS; ",
 		    tables[t].name, tables[t].name, t >= T_RELEASE_LABELS ? ", ord integer" : "");
+		for (c = tables[t].columns; t < NTYPES && *c; c++)
+			if (is_json(t, *c))
+				buf_printf(&sql, "ALTER TABLE tbl_stage_%s ALTER \"%s\" DROP DEFAULT, "
+				    "ALTER \"%s\" TYPE text, ALTER \"%s\" SET STORAGE EXTERNAL; ",
+				    tables[t].name, *c, *c, *c);
+	}
 	o = exec_cmd(db, sql.p, err, errsz);
 	buf_free(&sql);
 	if (o == OUT_OK)
