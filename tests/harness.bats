@@ -7,6 +7,11 @@ load helpers/common
 bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=90
 
+setup_file() {
+	# Its tests stop and start the shared servers: never two at a time.
+	export BATS_NO_PARALLELIZE_WITHIN_FILE=true
+}
+
 teardown() {
 	# A test that failed with a server stopped must not take the run down.
 	pg_start_again
@@ -219,8 +224,11 @@ gone() {
 @test "cleanup: kill -9 of a run's whole process group leaves no server behind" {
 	start_nested servers
 	nested_servers
+	SECONDS=0
 	kill -KILL -- "-$nested"
 	wait_until 60 gone
+	# The reaper looks every second.
+	((SECONDS < 10))
 }
 
 @test "a run whose suites need no server starts none" {

@@ -49,7 +49,7 @@ _tbl_clean_env() {
 	local v
 	for v in $(compgen -e); do
 		case $v in
-		PG* | POSTGRES_* | AMQP_* | RABBITMQ_* | RMQ_* | ERL_* | TBL_PG_* | TBL_RMQ_*) unset "$v" ;;
+		PG* | POSTGRES_* | AMQP_* | RABBITMQ_* | RMQ_* | ERL_* | TBL_PG_DIR | TBL_PG_LOG | TBL_RMQ_DIR) unset "$v" ;;
 		esac
 	done
 	unset LOG_LEVEL HEALTH_CHECK_PORT CONSUMER_CANCEL_DELAY QUEUE_CHECK_INTERVAL \
