@@ -67,7 +67,7 @@ tcp_psql() {
 	assert_output 0
 }
 
-@test "postgres: pg_stop stops it; pg_start_again brings it back, same port, same data" {
+@test "postgres: pg_stop stops it; pg_start_again and pg_restart bring it back, same port, same data" {
 	pg_newdb
 	psqlq -c "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before')"
 	port=$PGPORT
@@ -83,6 +83,13 @@ tcp_psql() {
 	run -0 psqlq -c 'SELECT v FROM kept'
 	assert_output before
 	run -0 tcp_psql tblsecret 'SELECT 1'
+
+	pid=$(head -n 1 "$TBL_PG_DIR/data/postmaster.pid")
+	pg_restart
+	assert_equal "$port" "$PGPORT"
+	[[ $(head -n 1 "$TBL_PG_DIR/data/postmaster.pid") != "$pid" ]]
+	run -0 psqlq -c 'SELECT v FROM kept'
+	assert_output before
 }
 
 @test "postgres: pg_stop immediate is a crash the cluster recovers from; pg_stop_for comes back alone" {

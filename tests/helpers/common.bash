@@ -197,6 +197,16 @@ tbl_free_port() {
 	return 1
 }
 
+# _tbl_close_fds: in a subshell that starts a server, close every descriptor
+# above 2: a server that kept bats' fd 3 open would hold up the end of the run.
+_tbl_close_fds() {
+	local fd
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		((fd <= 2)) || eval "exec $fd>&-"
+	done
+}
+
 # _tbl_spawn PIDFILE LOG USER ENVFILE COMMAND...: start COMMAND as USER, with
 # the variables of ENVFILE (if not empty), in the directory of PIDFILE, in a
 # session of its own (Ctrl-C in the terminal does not reach it: the harness
@@ -206,10 +216,7 @@ _tbl_spawn() {
 	shift 4
 	((EUID != 0)) || as=(setpriv --reuid="$user" --regid="$user" --init-groups)
 	(
-		for fd in /proc/self/fd/*; do
-			fd=${fd##*/}
-			((fd > 2)) && eval "exec $fd>&-"
-		done
+		_tbl_close_fds
 		cd "${pidfile%/*}" || exit
 		exec setsid bash -c 'echo $$ >"$0"; [[ -z $1 ]] || { set -a; source "$1"; set +a; }
 			shift; exec "$@"' "$pidfile" "$envfile" "${as[@]}" "$@"

@@ -20,7 +20,10 @@
 TBL_PG_BINDIR=${TBL_PG_BINDIR:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 
 _pg_ctl() {
-	(cd "$TBL_PG_DIR" && _tbl_as postgres "$TBL_PG_BINDIR/pg_ctl" -D "$TBL_PG_DIR/data" "$@")
+	(
+		_tbl_close_fds
+		cd "$TBL_PG_DIR" && _tbl_as postgres "$TBL_PG_BINDIR/pg_ctl" -D "$TBL_PG_DIR/data" "$@"
+	)
 }
 
 pg_start() {
@@ -102,9 +105,10 @@ pg_restart() {
 pg_stop_for() {
 	pg_stop || return
 	(
+		_tbl_close_fds
 		sleep "$1"
 		pg_start_again
-	) </dev/null >>"$TBL_PG_DIR/restart.log" 2>&1 3>&- 4>&- &
+	) </dev/null >>"$TBL_PG_DIR/restart.log" 2>&1 &
 }
 
 pg_newdb() {
