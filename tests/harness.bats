@@ -109,6 +109,24 @@ tcp_psql() {
 	run -0 psqlq -c 'SELECT v FROM kept'
 }
 
+@test "postgres: pg_start NAME gives a test a cluster of its own" {
+	local main_port=$PGPORT
+	# In a subshell: the exports point at the new cluster only there.
+	(
+		pg_start own
+		[[ $PGPORT != "$main_port" && $PGHOST == "$TBL_TEST_TMP/pg-own/sock" ]]
+		pg_newdb
+		run -0 psqlq -c 'SHOW data_directory'
+		assert_output "$TBL_TEST_TMP/pg-own/data"
+		run -0 tcp_psql tblsecret 'SELECT current_user'
+		assert_output tbl
+		pg_stop
+	)
+	run -0 psqlq -c 'SHOW port'
+	assert_output "$main_port"
+	[[ ! -e $TBL_TEST_TMP/pg-own/data/postmaster.pid ]]
+}
+
 @test "rabbitmq: rmqctl reaches this run's node, listening on 127.0.0.1 only, with its own epmd" {
 	run -0 rmqctl -q status --formatter json
 	jq -e --arg node "$RMQ_NODENAME" --argjson port "$RMQ_PORT" '

@@ -16,7 +16,8 @@
 #                       add -p "$RMQ_VHOST" for a vhost made by rmq_newvhost
 #
 # Exported: AMQP_CONNECTION=amqp://tbl:tblsecret@127.0.0.1:PORT/%2F, RMQ_PORT,
-# RMQ_NODENAME, RMQ_VHOST (/), RMQ_LOG (the node's log file), TBL_RMQ_DIR.
+# RMQ_NODENAME, RMQ_VHOST (/), RMQ_LOG (the node's log file), RMQ_EPMD_PORT,
+# TBL_RMQ_DIR.
 # The node's own environment (RABBITMQ_*, ERL_EPMD_PORT, HOME) stays in
 # $TBL_RMQ_DIR/env and never reaches the tests or the tools.
 
