@@ -159,6 +159,38 @@ find_control(const char *s, size_t n)
 }
 
 /*
+ * json-c checks only the shape of multi-byte sequences and lets overlong
+ * forms, UTF-16 surrogates and code points above U+10FFFF through, which
+ * PostgreSQL then refuses: check UTF-8 strictly (RFC 3629), ASCII eight
+ * bytes at a time.
+ */
+static const char *
+check_utf8(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	uint64_t w;
+	size_t k;
+
+	while (p < end) {
+		if ((size_t)(end - p) >= 8) {
+			memcpy(&w, p, 8);
+			if ((w & 0x8080808080808080ULL) == 0) {
+				p += 8;
+				continue;
+			}
+		}
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if ((k = utf8_seqlen(p, (size_t)(end - p))) == 0)
+			return "invalid utf-8 string";
+		p += k;
+	}
+	return NULL;
+}
+
+/*
  * JSON allows raw control characters nowhere but as whitespace between
  * tokens, and json-c does not check this inside strings: do it here. Only
  * text that holds a control character at all is scanned byte by byte.
@@ -211,6 +243,8 @@ json_parse_strict(const char *s, size_t n, const char **err)
 		return NULL;
 	}
 	if ((*err = check_controls(s, n)) != NULL)
+		return NULL;
+	if ((*err = check_utf8(s, n)) != NULL)
 		return NULL;
 	o = json_tokener_parse_ex(tok, s, (int)n);
 	jerr = json_tokener_get_error(tok);
