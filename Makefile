@@ -68,8 +68,12 @@ test: all
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' all
 
-bench: all
+bench: all $(BUILD)/bench/jsonc-parse
 	bench/run $(BUILD)/bin
+
+$(BUILD)/bench/jsonc-parse: bench/jsonc-parse.c $(LIBTBL)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DTBL_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) -o $@ $^ -ljson-c
 
 demo: deps all
 	scripts/demo start

@@ -71,7 +71,7 @@ db_new(void)
 	db->keys[n] = "application_name", db->vals[n++] = "tblload";
 	db->keys[n] = "connect_timeout", db->vals[n++] = "10";
 	/* "relation already exists, skipping" at every start is not news. */
-	db->keys[n] = "options", db->vals[n++] = "-c client_min_messages=warning";
+	db->keys[n] = "options", db->vals[n++] = "-c client_min_messages=warning -c temp_buffers=32MB";
 	db->keys[n] = NULL;
 	db->vals[n] = NULL;
 	snprintf(db->where, sizeof(db->where), "database %s on %s%s%s", db->dbname,
@@ -292,19 +292,11 @@ apply_schema(struct db *db, char *err, size_t errsz)
 	return o;
 }
 
-/* The jsonb columns: staged as uncompressed text, cast in the upsert. */
-static bool
-is_json(int t, const char *col)
-{
-	return strcmp(col, "data") == 0 ||
-	    (t == T_RELEASES && (strcmp(col, "formats") == 0 || strcmp(col, "tracklist") == 0));
-}
-
 /*
- * The upsert of one record type. Rows whose stored hash already matches
- * are filtered out before their JSON is cast, so an unchanged record
- * costs one index probe and no parsing; ON CONFLICT ... WHERE still
- * guards against a concurrent writer between the probe and the insert.
+ * The upsert of one record type. Only records whose stored hash differs
+ * reach the staging table (tblload asks first), so this is about new and
+ * changed records; ON CONFLICT ... WHERE still skips a record a concurrent
+ * writer stored meanwhile.
  */
 static void
 build_upserts(struct db *db)
@@ -322,11 +314,9 @@ build_upserts(struct db *db)
 			buf_printf(b, "%s\"%s\"", c == tables[t].columns ? "" : ", ", *c);
 		buf_adds(b, ") SELECT ");
 		for (c = tables[t].columns; *c; c++)
-			buf_printf(b, "%ss.\"%s\"%s", c == tables[t].columns ? "" : ", ", *c,
-			    is_json(t, *c) ? "::jsonb" : "");
-		buf_printf(b, " FROM tbl_stage_%s s WHERE NOT EXISTS (SELECT 1 FROM %s x"
-		    " WHERE x.id = s.id AND x.hash = s.hash) ORDER BY s.id"
-		    " ON CONFLICT (id) DO UPDATE SET ", tables[t].name, tables[t].name);
+			buf_printf(b, "%s\"%s\"", c == tables[t].columns ? "" : ", ", *c);
+		buf_printf(b, " FROM tbl_stage_%s ORDER BY id ON CONFLICT (id) DO UPDATE SET ",
+		    tables[t].name);
 		for (c = tables[t].columns + 1; *c; c++)
 			buf_printf(b, "%s\"%s\" = EXCLUDED.\"%s\"", c == tables[t].columns + 1 ?
 			    "" : ", ", *c, *c);
@@ -338,21 +328,14 @@ build_upserts(struct db *db)
 static enum outcome
 create_staging(struct db *db, char *err, size_t errsz)
 {
-	const char *const *c;
 	struct buf sql = { 0 };
 	enum outcome o;
 	int t;
 
-	for (t = 0; t < NTABLES; t++) {
+	for (t = 0; t < NTABLES; t++)
 		buf_printf(&sql, "CREATE TEMP TABLE IF NOT EXISTS tbl_stage_%s "
 		    "(LIKE %s INCLUDING DEFAULTS%s) ON COMMIT DELETE ROWS; ",
 		    tables[t].name, tables[t].name, t >= T_RELEASE_LABELS ? ", ord integer" : "");
-		for (c = tables[t].columns; t < NTYPES && *c; c++)
-			if (is_json(t, *c))
-				buf_printf(&sql, "ALTER TABLE tbl_stage_%s ALTER \"%s\" DROP DEFAULT, "
-				    "ALTER \"%s\" TYPE text, ALTER \"%s\" SET STORAGE EXTERNAL; ",
-				    tables[t].name, *c, *c, *c);
-	}
 	o = exec_cmd(db, sql.p, err, errsz);
 	buf_free(&sql);
 	if (o == OUT_OK)
@@ -496,11 +479,9 @@ upsert(struct db *db, int type, long long nrecords, struct upsert_counts *uc,
 }
 
 enum outcome
-db_commit(struct db *db, int type, struct sink *rows, long long nrecords,
-    struct upsert_counts *uc, char *err, size_t errsz)
+db_begin(struct db *db, char *err, size_t errsz)
 {
 	enum outcome o;
-	char ignored[8];
 
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
 		snprintf(err, errsz, "not connected");
@@ -508,8 +489,37 @@ db_commit(struct db *db, int type, struct sink *rows, long long nrecords,
 	}
 	if (!db->staged && (o = create_staging(db, err, errsz)) != OUT_OK)
 		return o;
-	if ((o = exec_cmd(db, "BEGIN", err, errsz)) != OUT_OK)
-		return o;
+	return exec_cmd(db, "BEGIN", err, errsz);
+}
+
+enum outcome
+db_stored_hashes(struct db *db, int type, const char *ids,
+    void (*found)(long long, const char *, void *), void *arg, char *err, size_t errsz)
+{
+	const char *params[1] = { ids };
+	char sql[128];
+	PGresult *res;
+	enum outcome o = OUT_OK;
+	int i;
+
+	snprintf(sql, sizeof(sql), "SELECT id, hash FROM %s WHERE id = ANY($1::integer[])",
+	    tables[type].name);
+	res = PQexecParams(db->conn, sql, 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		o = result_error(db, res, err, errsz);
+	else
+		for (i = 0; i < PQntuples(res); i++)
+			found(strtoll(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1), arg);
+	PQclear(res);
+	return o;
+}
+
+enum outcome
+db_write(struct db *db, int type, struct sink *rows, long long nrecords,
+    struct upsert_counts *uc, char *err, size_t errsz)
+{
+	enum outcome o;
+
 	o = copy_in(db, (enum table)type, &rows->out[type], err, errsz);
 	if (o == OUT_OK && type == T_RELEASES) {
 		o = copy_in(db, T_RELEASE_LABELS, &rows->out[T_RELEASE_LABELS], err, errsz);
@@ -518,9 +528,21 @@ db_commit(struct db *db, int type, struct sink *rows, long long nrecords,
 	}
 	if (o == OUT_OK)
 		o = upsert(db, type, nrecords, uc, err, errsz);
-	if (o == OUT_OK)
-		o = exec_cmd(db, "COMMIT", err, errsz);
-	if (o != OUT_OK && PQstatus(db->conn) == CONNECTION_OK)
-		(void)exec_cmd(db, "ROLLBACK", ignored, sizeof(ignored));
 	return o;
+}
+
+enum outcome
+db_commit(struct db *db, char *err, size_t errsz)
+{
+	return exec_cmd(db, "COMMIT", err, errsz);
+}
+
+void
+db_rollback(struct db *db)
+{
+	char ignored[8];
+
+	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		(void)exec_cmd(db, "ROLLBACK", ignored, sizeof(ignored));
 }

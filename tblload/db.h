@@ -29,9 +29,21 @@ struct db *db_new(void);
 /* Connect, creating the database if it is missing, and apply the schema. */
 enum outcome db_open(struct db *, char *err, size_t errsz);
 void	db_close(struct db *);
-/* Commit one batch of rows of one record type in one transaction. */
-enum outcome db_commit(struct db *, int type, struct sink *, long long nrecords,
+/*
+ * One batch is one transaction: db_begin; db_stored_hashes to learn which
+ * records are unchanged (found is called with each stored id and hash;
+ * ids is an integer array literal, "{1,2,3}"); db_write with the rows of
+ * the others (COPY into staging, upsert, link rows); db_commit. After a
+ * failure, db_rollback.
+ */
+enum outcome db_begin(struct db *, char *err, size_t errsz);
+enum outcome db_stored_hashes(struct db *, int type, const char *ids,
+	    void (*found)(long long id, const char *hash, void *arg), void *arg,
+	    char *err, size_t errsz);
+enum outcome db_write(struct db *, int type, struct sink *, long long nrecords,
 	    struct upsert_counts *, char *err, size_t errsz);
+enum outcome db_commit(struct db *, char *err, size_t errsz);
+void	db_rollback(struct db *);
 /* Where the connection goes, for messages (never the password). */
 const char *db_describe(const struct db *);
 

@@ -48,6 +48,7 @@ struct batch {
 	size_t		 nrec;
 	size_t		*grp;		/* start of each id's group in order[] */
 	size_t		 ngrp;
+	unsigned char	*same;		/* per group: stored with the same hash */
 };
 
 struct totals {
@@ -330,6 +331,8 @@ batch_prepare(struct batch *b)
 
 	b->order = xrealloc(b->order, (b->n ? b->n : 1) * sizeof(size_t));
 	b->grp = xrealloc(b->grp, (b->n + 1) * sizeof(size_t));
+	b->same = xrealloc(b->same, b->n + 1);
+	memset(b->same, 0, b->n + 1);
 	b->nrec = b->ngrp = 0;
 	for (i = 0; i < b->n; i++) {
 		r = &b->r[i];
@@ -386,22 +389,94 @@ winner(struct batch *b, size_t g)
 
 /* ---- writing ------------------------------------------------------------ */
 
-static void
+/* Rows for the groups [lo, hi) not known to be stored unchanged; returns
+ * how many records that is. */
+static size_t
 build_rows(struct batch *b, size_t lo, size_t hi, int type)
 {
 	struct rec *r;
 	const char *err;
 	char sha[65];
-	size_t g;
+	size_t g, n = 0;
 
 	sink_reset(&sink);
 	for (g = lo; g < hi; g++) {
+		if (b->same[g])
+			continue;
 		r = winner(b, g);
 		memcpy(sha, r->e.sha256.p, 64);
 		sha[64] = '\0';
 		if (rows_build(&sink, type, r->e.id, sha, r->e.body, &err) < 0)
 			log_msg(LOG_ERROR, "record %lld: %s", r->e.id, err);
+		n++;
 	}
+	return n;
+}
+
+struct hashcheck {
+	struct batch	*b;
+	size_t		 lo, hi;
+};
+
+/* A stored id and hash: mark its group when the hash is the one we have. */
+static void
+mark_same(long long id, const char *hash, void *arg)
+{
+	struct hashcheck *hc = arg;
+	size_t l = hc->lo, h = hc->hi, m;
+	struct rec *r;
+
+	while (l < h) {		/* groups are sorted by id */
+		m = l + (h - l) / 2;
+		if (winner(hc->b, m)->e.id < id)
+			l = m + 1;
+		else
+			h = m;
+	}
+	if (l < hc->hi && (r = winner(hc->b, l))->e.id == id && strlen(hash) == 64 &&
+	    memcmp(hash, r->e.sha256.p, 64) == 0)
+		hc->b->same[l] = 1;
+}
+
+static void
+ids_literal(struct batch *b, size_t lo, size_t hi, struct buf *out)
+{
+	size_t g;
+
+	buf_reset(out);
+	buf_addc(out, '{');
+	for (g = lo; g < hi; g++)
+		buf_printf(out, "%s%lld", g > lo ? "," : "", winner(b, g)->e.id);
+	buf_addc(out, '}');
+}
+
+/* One try at committing groups [lo, hi): ask which are stored unchanged,
+ * write the others, commit. */
+static enum outcome
+try_commit(struct batch *b, size_t lo, size_t hi, int type, struct upsert_counts *uc,
+    char *err, size_t errsz)
+{
+	static struct buf ids;
+	struct hashcheck hc = { b, lo, hi };
+	enum outcome o;
+	size_t n = 0;
+
+	memset(b->same + lo, 0, hi - lo);
+	memset(uc, 0, sizeof(*uc));
+	sink_reset(&sink);
+	o = db_begin(db, err, errsz);
+	if (o == OUT_OK) {
+		ids_literal(b, lo, hi, &ids);
+		o = db_stored_hashes(db, type, ids.p, mark_same, &hc, err, errsz);
+	}
+	if (o == OUT_OK && (n = build_rows(b, lo, hi, type)) > 0)
+		o = db_write(db, type, &sink, (long long)n, uc, err, errsz);
+	if (o == OUT_OK)
+		o = db_commit(db, err, errsz);
+	if (o != OUT_OK)
+		db_rollback(db);
+	uc->unchanged += (long long)(hi - lo - n);
+	return o;
 }
 
 /* Settle every delivery of groups [lo, hi) after their commit. */
@@ -485,8 +560,7 @@ commit_range(struct batch *b, size_t lo, size_t hi, int type, struct totals *t)
 	int attempt = 0;
 
 	for (;;) {
-		build_rows(b, lo, hi, type);
-		o = db_commit(db, type, &sink, (long long)(hi - lo), &uc, err, sizeof(err));
+		o = try_commit(b, lo, hi, type, &uc, err, sizeof(err));
 		switch (o) {
 		case OUT_OK:
 			outage_since = 0;
