@@ -22,6 +22,7 @@
 
 #include "amq.h"
 #include "buf.h"
+#include "cli.h"
 #include "canon.h"
 #include "envelope.h"
 #include "lineio.h"
@@ -666,7 +667,8 @@ read_options(int argc, char *argv[])
 	batch = env_ll("POSTGRES_BATCH_SIZE", 100, 1, 1000000);
 	opt.prefetch = batch * 2 < 200 ? 200 : batch * 2 > 2000 ? 2000 : batch * 2;
 	opt.cancel_delay = (double)env_ll("CONSUMER_CANCEL_DELAY", 300, 0, 86400 * 365);
-	while ((ch = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
 			opt.acks = optarg;
@@ -703,11 +705,11 @@ read_options(int argc, char *argv[])
 		case 'V':
 			print_version();
 		default:
-			usage(EXIT_USAGE);
+			die_bad_option(ch, argv);
 		}
 	}
 	if (optind != argc)
-		usage(EXIT_USAGE);
+		die_operand(argv[optind]);
 	if ((amqp = env_str("AMQP_CONNECTION", NULL)) == NULL)
 		die(EXIT_CONFIG, "AMQP_CONNECTION is not set (want amqp://user:password@host:port/vhost)");
 	if (amq_url_parse(amqp, &url, &err) < 0)
@@ -775,6 +777,51 @@ stop_consuming(const char *why)
 	}
 	for (t = 0; t < NTYPES; t++)
 		cancel_consumer(t);
+}
+
+/*
+ * The original's progress report: every 10 s for the first three, then
+ * every 30 s, and nothing once every file is complete. A type is stalled
+ * when its file is not complete and nothing came for two minutes.
+ */
+static void
+report_progress(double now)
+{
+	static double next;
+	static int nreports;
+	static unsigned long long last_total;
+	struct buf stalled = { 0 };
+	struct logrec *r;
+	bool all_complete = true;
+	int t;
+
+	if (next == 0)
+		next = now + 10;
+	if (now < next)
+		return;
+	for (t = 0; t < NTYPES; t++)
+		if ((opt.types & (1u << t)) && !cons[t].complete)
+			all_complete = false;
+	if (all_complete)
+		return;
+	next = now + (++nreports < 3 ? 10 : 30);
+	r = log_begin(LOG_INFO, "📊 Progress");
+	log_int(r, "total", (long long)ndeliveries);
+	for (t = 0; t < NTYPES; t++) {
+		log_int(r, data_types[t], (long long)cons[t].count);
+		if ((opt.types & (1u << t)) && !cons[t].complete && cons[t].last_time > 0 &&
+		    now_wall() - cons[t].last_time > 120)
+			buf_printf(&stalled, "%s%s", stalled.len ? "," : "", data_types[t]);
+	}
+	log_int(r, "since_last", (long long)(ndeliveries - last_total));
+	log_int(r, "unsettled", (long long)win.open);
+	if (stalled.len)
+		log_str(r, "stalled", stalled.p);
+	log_end(r);
+	if (stalled.len)
+		log_msg(LOG_WARNING, "⚠️ No messages for two minutes: %s", stalled.p);
+	last_total = ndeliveries;
+	buf_free(&stalled);
 }
 
 /* --until-empty: are all queues empty with nothing of ours unsettled? */
@@ -863,6 +910,7 @@ run(void)
 		write_state(0.5, stopping ? "draining" : "consuming");
 
 		now = now_mono();
+		report_progress(now);
 		if (got_signal && !stopping)
 			stop_consuming(got_signal == SIGINT ? "SIGINT" : "SIGTERM");
 		for (t = 0; t < NTYPES; t++)

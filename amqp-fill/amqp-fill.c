@@ -17,6 +17,7 @@
 
 #include "amq.h"
 #include "buf.h"
+#include "cli.h"
 #include "canon.h"
 #include "envelope.h"
 #include "lineio.h"
@@ -209,7 +210,8 @@ main(int argc, char *argv[])
 	int ch, fd, i;
 
 	log_init("amqp-fill");
-	while ((ch = getopt_long(argc, argv, "t:hV", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":t:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 't':
 			if (data_type_index(optarg, strlen(optarg)) < 0)
@@ -233,7 +235,7 @@ main(int argc, char *argv[])
 		case 'V':
 			print_version();
 		default:
-			usage(EXIT_USAGE);
+			die_bad_option(ch, argv);
 		}
 	}
 	if ((amqp = env_str("AMQP_CONNECTION", NULL)) == NULL)

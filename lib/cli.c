@@ -20,3 +20,9 @@ die_bad_option(int ch, char *const argv[])
 	die(EXIT_USAGE, "unknown or malformed option '%s' (see %s --help)",
 	    arg, progname);
 }
+
+noreturn void
+die_operand(const char *arg)
+{
+	die(EXIT_USAGE, "unexpected argument '%s' (see %s --help)", arg, progname);
+}

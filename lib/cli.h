@@ -10,5 +10,7 @@
  * with ':'; ch is what getopt_long returned ('?' or ':').
  */
 noreturn void die_bad_option(int ch, char *const argv[]);
+/* An operand the tool does not take: exit 64 with a JSON log line. */
+noreturn void die_operand(const char *arg);
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cli.h"
 #include "envelope.h"
 #include "lineio.h"
 #include "log.h"
@@ -256,7 +257,8 @@ read_options(int argc, char *argv[])
 
 	opt.size = env_ll("POSTGRES_BATCH_SIZE", opt.size, 1, 1000000);
 	opt.interval = env_double("POSTGRES_BATCH_FLUSH_INTERVAL", opt.interval, 0, 86400);
-	while ((ch = getopt_long(argc, argv, "s:i:hV", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":s:i:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			opt.size = opt_ll("--size", optarg, 1, 1000000);
@@ -275,11 +277,11 @@ read_options(int argc, char *argv[])
 		case 'V':
 			print_version();
 		default:
-			usage(EXIT_USAGE);
+			die_bad_option(ch, argv);
 		}
 	}
 	if (optind != argc)
-		usage(EXIT_USAGE);
+		die_operand(argv[optind]);
 }
 
 int

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cli.h"
 #include "canon.h"
 #include "envelope.h"
 #include "sha256.h"
@@ -227,7 +228,8 @@ main(int argc, char *argv[])
 	int ch, rc;
 
 	log_init("tblhash");
-	while ((ch = getopt_long(argc, argv, "t:hV", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":t:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 't':
 			if (data_type_index(optarg, strlen(optarg)) < 0)
@@ -242,11 +244,11 @@ main(int argc, char *argv[])
 		case 'V':
 			print_version();
 		default:
-			usage(EXIT_USAGE);
+			die_bad_option(ch, argv);
 		}
 	}
 	if (optind != argc)
-		usage(EXIT_USAGE);
+		die_operand(argv[optind]);
 
 	ignore_sigpipe();
 	lr_init(&in, STDIN_FILENO, max_line);

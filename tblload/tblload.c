@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cli.h"
 #include "db.h"
 #include "envelope.h"
 #include "lineio.h"
@@ -704,7 +705,8 @@ read_options(int argc, char *argv[])
 	int ch;
 
 	opt.retry_max = env_double("TBLLOAD_RETRY_MAX", opt.retry_max, 0, 1e9);
-	while ((ch = getopt_long(argc, argv, "nhV", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":nhV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
 			opt.acks = optarg;
@@ -729,11 +731,11 @@ read_options(int argc, char *argv[])
 		case 'V':
 			print_version();
 		default:
-			usage(EXIT_USAGE);
+			die_bad_option(ch, argv);
 		}
 	}
 	if (optind != argc)
-		usage(EXIT_USAGE);
+		die_operand(argv[optind]);
 	if (opt.dry_run && opt.copy_out)
 		die(EXIT_USAGE, "--dry-run and --copy-out exclude each other");
 }
