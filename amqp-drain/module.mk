@@ -1,2 +1,2 @@
 TOOLS += amqp-drain
-amqp_drain_LIBS = -lrabbitmq -ljson-c -lcrypto
+amqp_drain_LIBS = -lrabbitmq -ljson-c -lssl -lcrypto

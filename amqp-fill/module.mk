@@ -1,2 +1,2 @@
 TOOLS += amqp-fill
-amqp_fill_LIBS = -lrabbitmq -ljson-c -lcrypto
+amqp_fill_LIBS = -lrabbitmq -ljson-c -lssl -lcrypto

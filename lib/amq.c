@@ -4,6 +4,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
+#include <arpa/inet.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
@@ -317,8 +321,24 @@ amq_connect(const struct amq_url *u, const char *name, enum amq_fail *fail, char
 		goto fail;
 	}
 	if (u->tls) {
+		SSL_CTX *ctx = amqp_ssl_socket_get_context(s);
+		struct in6_addr a6;
+		struct in_addr a4;
+		bool ip = inet_pton(AF_INET, u->host, &a4) == 1 || inet_pton(AF_INET6, u->host, &a6) == 1;
+
 		amqp_ssl_socket_set_verify_peer(s, u->verify);
-		amqp_ssl_socket_set_verify_hostname(s, u->verify);
+		/* rabbitmq-c matches DNS names only; OpenSSL checks an IP address
+		 * against the certificate's IP entries during the handshake. */
+		amqp_ssl_socket_set_verify_hostname(s, u->verify && !ip);
+		if (u->verify && ip &&
+		    X509_VERIFY_PARAM_set1_ip_asc(SSL_CTX_get0_param(ctx), u->host) != 1) {
+			snprintf(err, errsz, "cannot check the certificate of %s", u->host);
+			goto fail;
+		}
+		if (!u->cafile && SSL_CTX_set_default_verify_paths(ctx) != 1) {
+			snprintf(err, errsz, "cannot load the system's certificate authorities");
+			goto fail;
+		}
 		if (u->cafile && amqp_ssl_socket_set_cacert(s, u->cafile) != AMQP_STATUS_OK) {
 			snprintf(err, errsz, "AMQP_CONNECTION: cannot read cafile %s", u->cafile);
 			*fail = AMQ_REFUSED;
