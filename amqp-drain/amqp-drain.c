@@ -352,10 +352,12 @@ type_of_consumer(const amqp_bytes_t *ctag)
 	return -1;
 }
 
+/* A whole delivery has arrived: write its envelope, settle it if it is ours
+ * to settle (a control message), and start a cancel timer for file_complete. */
 static void
 deliver(void)
 {
-	struct envelope_out o;
+	const char *body = cur.body.p ? cur.body.p : "";
 	char what[32];
 	int t = data_type_index(cur.rk, strlen(cur.rk));
 	bool control;
@@ -367,30 +369,20 @@ deliver(void)
 	if (cur.redelivered)
 		nredelivered++;
 	last_delivery = now_mono();
-	control = is_control(cur.body.p ? cur.body.p : "", cur.body.len, what, sizeof(what));
+	control = is_control(body, cur.body.len, what, sizeof(what));
 	if (t >= 0) {
 		cons[t].count++;
 		cons[t].last_time = now_wall();
 	}
-	memset(&o, 0, sizeof(o));
-	/* The routing key is the type; it is written escaped, whatever it is. */
-	struct buf rk = { 0 };
-	buf_json_escape(&rk, cur.rk, strlen(cur.rk));
-	o.type = (struct slice){ rk.p ? rk.p : "", rk.len, false };
-	if (mode == M_PIPE && !control) {
-		o.conn = (struct slice){ conn_id, strlen(conn_id), false };
-		o.tag = cur.tag;
-	}
-	/* env_write needs a body; write the header ourselves, then the body. */
-	buf_addc(&out, '{');
-	buf_add(&out, "\"type\":\"", 8);
-	buf_add(&out, o.type.p, o.type.n);
+	/* The header: the routing key is the type, written escaped whatever it is. */
+	buf_add(&out, "{\"type\":\"", 9);
+	buf_json_escape(&out, cur.rk, strlen(cur.rk));
 	buf_add(&out, "\",", 2);
-	if (o.conn.p != NULL)
-		buf_printf(&out, "\"conn\":\"%s\",\"tag\":%llu,", conn_id, (unsigned long long)cur.tag);
-	put_body(&out, cur.body.p ? cur.body.p : "", cur.body.len);
+	if (mode == M_PIPE && !control)
+		buf_printf(&out, "\"conn\":\"%s\",\"tag\":%llu,", conn_id,
+		    (unsigned long long)cur.tag);
+	put_body(&out, body, cur.body.len);
 	buf_add(&out, "}\n", 2);
-	buf_free(&rk);
 
 	if (mode == M_CAPTURE)
 		captured_tag = cur.tag;
