@@ -209,7 +209,7 @@ sub cmd_fuzz {
 		}
 	}
 	my $st = join ',', map { "$_:$status{$_}" } sort keys %status;
-	print "requests=$n answered=$answered closed_without_answer=$silent ",
+	print "seed=$seed requests=$n answered=$answered closed_without_answer=$silent ",
 	    "connect_failures=$failed timeouts=$slow bad=$bad statuses=$st\n";
 	exit($failed || $slow || $bad ? 1 : 0);
 }
