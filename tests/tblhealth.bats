@@ -444,6 +444,27 @@ running_pipeline() {
 	[ "$(field .database.reachable)" = true ]
 }
 
+@test "tblload's own state file: PostgreSQL unreachable makes /health 503" {
+	POSTGRES_ADDRESS=127.0.0.1:1 POSTGRES_USERNAME=u POSTGRES_PASSWORD=s3cr3t-pw-x7 \
+	    POSTGRES_DATABASE=d tblload </dev/null 2>"$BATS_TEST_TMPDIR/tblload.log" 3>&- &
+	local loader=$! i
+	for ((i = 0; i < 50; i++)); do
+		[ "$(jq -r .state "$STATE/tblload.json" 2>/dev/null)" = retrying ] && break
+		sleep 0.1
+	done
+	start_server
+	health
+	kill -TERM "$loader"
+	wait "$loader" || true
+	[ "$CODE" = 503 ]
+	[[ "$(field '.problems[0]')" == "tblload: PostgreSQL unreachable for "* ]]
+	[ "$(field .database.reachable)" = false ]
+	[[ "$BODY" != *s3cr3t* ]]
+	get /metrics
+	grep -qx 'tableinator_database_up 0' <<<"$BODY"
+	[[ "$BODY" != *s3cr3t* ]]
+}
+
 @test "a state file that cannot be used is a problem, and is never followed elsewhere" {
 	running_pipeline
 	start_server
