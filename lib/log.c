@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,24 @@ static char logger[64] = "tableinator";
 struct logrec {
 	struct buf b;
 };
-/* One record per thread: tblhealth logs from libmicrohttpd's thread. */
+/* One record per thread: tblhealth logs from libmicrohttpd's thread. A
+ * thread's buffer is freed when the thread ends, through a key destructor. */
 static _Thread_local struct logrec rec;
+static pthread_key_t rec_key;
+static pthread_once_t rec_once = PTHREAD_ONCE_INIT;
+
+static void
+rec_free(void *p)
+{
+	buf_free(&((struct logrec *)p)->b);
+}
+
+static void
+rec_key_create(void)
+{
+	if (pthread_key_create(&rec_key, rec_free) != 0)
+		rec_key = (pthread_key_t)-1;
+}
 
 void
 log_init(const char *tool)
@@ -70,6 +87,9 @@ log_vbegin(enum log_level level, int force, const char *fmt, va_list ap)
 
 	if (!force && !log_enabled(level))
 		return NULL;
+	if (r->b.p == NULL && pthread_once(&rec_once, rec_key_create) == 0 &&
+	    rec_key != (pthread_key_t)-1)
+		(void)pthread_setspecific(rec_key, r);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = (int)strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);

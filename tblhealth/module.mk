@@ -1,0 +1,2 @@
+TOOLS += tblhealth
+tblhealth_LIBS = -lmicrohttpd -ljson-c -lpthread -lm
