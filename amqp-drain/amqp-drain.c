@@ -46,6 +46,7 @@ struct consumer {
 	bool		 complete;	/* file_complete seen */
 	double		 cancel_at;	/* 0: no cancel scheduled */
 	unsigned long long count;
+	unsigned long long acked, rejected;	/* settled by the pipeline */
 	double		 last_time;
 };
 
@@ -258,6 +259,7 @@ apply_settle(const struct line *l)
 	const char *err;
 	struct buf reason = { 0 };
 	struct logrec *r;
+	int t;
 
 	if (settle_scan(l->p, l->len, &s, &err) < 0) {
 		log_msg(LOG_WARNING, "⚠️ Ignoring a bad settle line: %s", err);
@@ -269,16 +271,21 @@ apply_settle(const struct line *l)
 		return;
 	}
 	if (!s.reject) {
-		if (win_ack(&win, s.tag) < 0)
+		if ((t = win_ack(&win, s.tag)) < 0)
 			log_msg(LOG_WARNING, "⚠️ Ack for unknown or settled tag %llu ignored", s.tag);
-		else
+		else {
 			nacked++;
+			if (t < NTYPES)
+				cons[t].acked++;
+		}
 		return;
 	}
-	if (win_reject(&win, s.tag) < 0) {
+	if ((t = win_reject(&win, s.tag)) < 0) {
 		log_msg(LOG_WARNING, "⚠️ Reject for unknown or settled tag %llu ignored", s.tag);
 		return;
 	}
+	if (t < NTYPES)
+		cons[t].rejected++;
 	if (amqp_basic_reject(conn, CH_CONSUME, s.tag, 0) != AMQP_STATUS_OK)
 		lost("basic.reject: %s", "connection lost");
 	nrejected++;
@@ -363,7 +370,7 @@ deliver(void)
 	bool control;
 	struct logrec *r;
 
-	if (win_add(&win, cur.tag) < 0)
+	if (win_add(&win, cur.tag, t >= 0 ? t : NTYPES) < 0)
 		lost("delivery tag %s out of sequence", "");
 	ndeliveries++;
 	if (cur.redelivered)
@@ -740,6 +747,12 @@ write_state(double min_interval, const char *state)
 	buf_adds(b, "},\"last_message_time\":{");
 	for (t = 0; t < NTYPES; t++)
 		buf_printf(b, "%s\"%s\":%.6f", t ? "," : "", data_types[t], cons[t].last_time);
+	buf_adds(b, "},\"acked_by_type\":{");
+	for (t = 0; t < NTYPES; t++)
+		buf_printf(b, "%s\"%s\":%llu", t ? "," : "", data_types[t], cons[t].acked);
+	buf_adds(b, "},\"rejected_by_type\":{");
+	for (t = 0; t < NTYPES; t++)
+		buf_printf(b, "%s\"%s\":%llu", t ? "," : "", data_types[t], cons[t].rejected);
 	buf_printf(b, "},\"deliveries\":%llu,\"acked\":%llu,\"rejected\":%llu,\"controls\":%llu,"
 	    "\"redelivered\":%llu,\"unsettled\":%zu", ndeliveries, nacked, nrejected, ncontrols,
 	    nredelivered, win.open);

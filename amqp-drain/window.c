@@ -4,7 +4,11 @@
 #include "util.h"
 #include "window.h"
 
+/* Per tag: the state in the low bits, the record type above them. */
+#define ST_MASK		0x0f
 #define ST(w, t)	((w)->st[(t) % (w)->cap])
+#define STATE(w, t)	(ST(w, t) & ST_MASK)
+#define SET_STATE(w, t, s)	(ST(w, t) = (unsigned char)((ST(w, t) & ~ST_MASK) | (s)))
 
 void
 win_init(struct window *w)
@@ -38,13 +42,13 @@ grow(struct window *w)
 }
 
 int
-win_add(struct window *w, uint64_t tag)
+win_add(struct window *w, uint64_t tag, int type)
 {
 	if (tag != w->next)
 		return -1;
 	if (w->next - w->base + 1 >= w->cap)
 		grow(w);
-	ST(w, tag) = TAG_OPEN;
+	ST(w, tag) = (unsigned char)(TAG_OPEN | (type & 0x0f) << 4);
 	w->next++;
 	w->open++;
 	return 0;
@@ -53,13 +57,13 @@ win_add(struct window *w, uint64_t tag)
 static int
 settle(struct window *w, uint64_t tag, enum tagstate to)
 {
-	if (tag < w->base || tag >= w->next || ST(w, tag) != TAG_OPEN)
+	if (tag < w->base || tag >= w->next || STATE(w, tag) != TAG_OPEN)
 		return -1;
-	ST(w, tag) = (unsigned char)to;
+	SET_STATE(w, tag, to);
 	w->open--;
 	if (to == TAG_ACK)
 		w->pending++;
-	return 0;
+	return ST(w, tag) >> 4;
 }
 
 int
@@ -71,11 +75,13 @@ win_ack(struct window *w, uint64_t tag)
 int
 win_reject(struct window *w, uint64_t tag)
 {
-	if (settle(w, tag, TAG_DONE) < 0)
+	int type;
+
+	if ((type = settle(w, tag, TAG_DONE)) < 0)
 		return -1;
-	while (w->base < w->next && ST(w, w->base) == TAG_DONE)
+	while (w->base < w->next && STATE(w, w->base) == TAG_DONE)
 		w->base++;
-	return 0;
+	return type;
 }
 
 void
@@ -90,28 +96,28 @@ win_take_acks(struct window *w, uint64_t *multi, uint64_t *singles, size_t max,
 		return;
 	/* Everything from base up to the first open tag is settled: one
 	 * multiple ack up to the last tag there that still needs an ack. */
-	for (t = w->base; t < w->next && ST(w, t) != TAG_OPEN; t++)
-		if (ST(w, t) == TAG_ACK)
+	for (t = w->base; t < w->next && STATE(w, t) != TAG_OPEN; t++)
+		if (STATE(w, t) == TAG_ACK)
 			last_ack = t;
 	if (last_ack != 0) {
 		for (t = w->base; t <= last_ack; t++) {
-			if (ST(w, t) == TAG_ACK)
+			if (STATE(w, t) == TAG_ACK)
 				w->pending--;
-			ST(w, t) = TAG_DONE;
+			SET_STATE(w, t, TAG_DONE);
 		}
 		*multi = last_ack;
 	}
-	while (w->base < w->next && ST(w, w->base) == TAG_DONE)
+	while (w->base < w->next && STATE(w, w->base) == TAG_DONE)
 		w->base++;
 	/* Settled tags beyond an open one are acked one by one, so they do not
 	 * hold the consumer's prefetch while an older batch is still open. */
 	for (t = w->base; t < w->next && w->pending > 0 && *nsingles < max; t++)
-		if (ST(w, t) == TAG_ACK) {
-			ST(w, t) = TAG_DONE;
+		if (STATE(w, t) == TAG_ACK) {
+			SET_STATE(w, t, TAG_DONE);
 			w->pending--;
 			singles[(*nsingles)++] = t;
 		}
-	while (w->base < w->next && ST(w, w->base) == TAG_DONE)
+	while (w->base < w->next && STATE(w, w->base) == TAG_DONE)
 		w->base++;
 }
 

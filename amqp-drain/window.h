@@ -29,9 +29,11 @@ struct window {
 
 void	win_init(struct window *);
 void	win_free(struct window *);
-/* Record a new delivery; -1 if the tag is not the next one. */
-int	win_add(struct window *, uint64_t tag);
-/* Mark a delivered tag settled: -1 if it is unknown or already settled. */
+/* Record a new delivery of a record type (0..15, for counting); -1 if the
+ * tag is not the next one. */
+int	win_add(struct window *, uint64_t tag, int type);
+/* Mark a delivered tag settled: its type, or -1 if it is unknown or already
+ * settled. */
 int	win_ack(struct window *, uint64_t tag);
 int	win_reject(struct window *, uint64_t tag);	/* caller sends basic.reject */
 

@@ -626,6 +626,7 @@ drain_metrics(struct buf *b, struct json_object *o)
 {
 	struct json_object *active = member(o, "active_consumers", json_type_array);
 	struct json_object *done = member(o, "completed_files", json_type_array);
+	struct json_object *per;
 	char label[32];
 	int t;
 
@@ -647,11 +648,22 @@ drain_metrics(struct buf *b, struct json_object *o)
 		snprintf(label, sizeof(label), "type=\"%s\"", data_types[t]);
 		sample(b, "tableinator_file_completed", label, listed(done, data_types[t]));
 	}
-	scalar(b, "tableinator_messages_acked_total", "counter",
-	    "Deliveries acked by the running amqp-drain (since it started).", o, "acked");
-	scalar(b, "tableinator_messages_rejected_total", "counter",
-	    "Deliveries rejected to the dead-letter queue by the running amqp-drain.",
-	    o, "rejected");
+	/* Per type when amqp-drain writes it (docs/state.md), else the totals. */
+	if ((per = member(o, "acked_by_type", json_type_object)) != NULL)
+		by_type(b, "tableinator_messages_acked_total", "counter",
+		    "Deliveries acked per type after tblload committed them (since amqp-drain "
+		    "started).", per);
+	else
+		scalar(b, "tableinator_messages_acked_total", "counter",
+		    "Deliveries acked by the running amqp-drain (since it started).", o, "acked");
+	if ((per = member(o, "rejected_by_type", json_type_object)) != NULL)
+		by_type(b, "tableinator_messages_rejected_total", "counter",
+		    "Deliveries rejected per type to the dead-letter queue (since amqp-drain "
+		    "started).", per);
+	else
+		scalar(b, "tableinator_messages_rejected_total", "counter",
+		    "Deliveries rejected to the dead-letter queue by the running amqp-drain.",
+		    o, "rejected");
 	scalar(b, "tableinator_messages_redelivered_total", "counter",
 	    "Deliveries that arrived flagged as redelivered.", o, "redelivered");
 	scalar(b, "tableinator_control_messages_total", "counter",
