@@ -507,7 +507,7 @@ rows_build(struct sink *s, int type, long long id, const char *sha256, struct sl
 	int ord;
 
 	if (collect(body, m) != 0) {
-		*err = "body is not a JSON object";
+		*err = "body is not a valid JSON object";
 		return -1;
 	}
 	row_begin(s, (enum table)type);
