@@ -517,12 +517,15 @@ backoff(const char *err, int attempt)
 
 	if (outage_since == 0)
 		outage_since = now;
-	if (opt.retry_max > 0 && now - outage_since > opt.retry_max)
+	/* The last wait is cut to the deadline, so that one more try falls on it. */
+	if (opt.retry_max > 0 && now - outage_since >= opt.retry_max - 0.01)
 		die(EXIT_TEMPFAIL, "PostgreSQL unavailable for %.0f s, giving up "
 		    "(unsettled deliveries will be redelivered): %s", now - outage_since, err);
 	wait = 0.25;
 	while (attempt-- > 0 && wait < 8)
 		wait *= 2;
+	if (opt.retry_max > 0 && wait > opt.retry_max - (now - outage_since))
+		wait = opt.retry_max - (now - outage_since);
 	snprintf(last_error, sizeof(last_error), "%s", err);
 	write_state(0, "retrying");
 	lr = log_begin(LOG_WARNING, "🔄 PostgreSQL unavailable, retrying");
