@@ -63,6 +63,17 @@ all_versions() {
 	done
 }
 
+# start_big_load: tblbatch | tblload of the large input in the background,
+# logs in $T/{batch,load}.log; tblload's pid in $LOAD_PID.
+start_big_load() {
+	mkfifo "$T/batches"
+	tblbatch <"$BATS_FILE_TMPDIR/big.env" 2>"$T/batch.log" >"$T/batches" 3>&- &
+	BG_PIDS="$!"
+	tblload <"$T/batches" 2>"$T/load.log" 3>&- &
+	LOAD_PID=$!
+	BG_PIDS="$BG_PIDS $LOAD_PID"
+}
+
 # has_rows TABLE: status 0 once TABLE has a row.
 has_rows() {
 	(($(count "$1") > 0))
@@ -200,12 +211,8 @@ table_counts() {
 }
 
 @test "PostgreSQL stopped in the middle of a load and started again: retried, nothing lost or doubled" {
-	mkfifo "$T/batches"
-	tblbatch <"$BATS_FILE_TMPDIR/big.env" 2>"$T/batch.log" >"$T/batches" 3>&- &
-	BG_PIDS="$!"
-	tblload <"$T/batches" 2>"$T/load.log" 3>&- &
-	local pid=$!
-	BG_PIDS="$BG_PIDS $pid"
+	start_big_load
+	local pid=$LOAD_PID
 	wait_until 30 has_rows artists
 	pg_stop_for 3
 	local t0=$SECONDS
@@ -224,12 +231,8 @@ table_counts() {
 }
 
 @test "tblload killed with SIGKILL in the middle of a load: running the same input again gives exactly the expected tables" {
-	mkfifo "$T/batches"
-	tblbatch <"$BATS_FILE_TMPDIR/big.env" 2>"$T/batch.log" >"$T/batches" 3>&- &
-	BG_PIDS="$!"
-	tblload <"$T/batches" 2>"$T/load.log" 3>&- &
-	local pid=$!
-	BG_PIDS="$BG_PIDS $pid"
+	start_big_load
+	local pid=$LOAD_PID
 	wait_until 30 has_rows releases
 	kill -KILL "$pid"
 	wait "$pid" || true
