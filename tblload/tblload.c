@@ -373,6 +373,9 @@ batch_prepare(struct batch *b)
 			r->kind = R_INVALID;
 			r->reason = xstrdup("type differs from its batch");
 		} else {
+			/* A batch whose header names no known type takes the type
+			 * of its first record: all its rows go to one table. */
+			b->type_idx = data_type_index(r->e.type.p, r->e.type.n);
 			r->kind = R_RECORD;
 			b->order[b->nrec++] = i;
 		}
