@@ -803,7 +803,8 @@ close_outputs(void)
 }
 
 /* The next input line. While the input is idle the state file keeps its
- * heartbeat, and a stop request ends the wait. */
+ * heartbeat, and a stop request ends the wait (the wait is a poll, which a
+ * signal interrupts; a read would be restarted). */
 static int
 next_line(struct linereader *in, struct line *l)
 {
@@ -815,13 +816,12 @@ next_line(struct linereader *in, struct line *l)
 			return 1;
 		if (rc < 0 || stopping)
 			return 0;
-		if (sf.path != NULL) {
+		if (sf.path != NULL)
 			write_state(1.0, "idle");
-			p.fd = STDIN_FILENO;
-			p.events = POLLIN;
-			if (poll(&p, 1, 1000) <= 0)
-				continue;
-		}
+		p.fd = STDIN_FILENO;
+		p.events = POLLIN;
+		if (poll(&p, 1, sf.path != NULL ? 1000 : -1) <= 0)
+			continue;
 		if (lr_fill(in) < 0) {
 			if (errno == EINTR)
 				continue;
