@@ -438,6 +438,40 @@ labels 1 1 0 0 0 0" "$(batch_logs "$stderr")"
 	assert_equal 3 "$(psqlq -c 'SELECT count(DISTINCT xmin::text) FROM labels')"
 }
 
+@test "a batch whose header names no known type keeps its rows in one table" {
+	{
+		echo '{"batch":"foo","n":3}'
+		envl artists 5 '{"id":"5","name":"an artist"}' c1 1
+		envl labels 6 '{"id":"6","name":"a label"}' c1 2
+		envl artists 7 '{"id":"7","name":"another artist"}' c1 3
+	} >"$T/in"
+	run -1 --separate-stderr tblload --acks "$T/acks" <"$T/in"
+	assert_equal "artists 2 2 0 0 1 0" "$(batch_logs "$stderr")"
+	assert_equal "5 7" "$(psqlq -c 'SELECT id FROM artists ORDER BY id' | xargs)"
+	assert_equal 0 "$(count labels)"
+	assert_equal 0 "$(count artists 'id = 6')"
+	where '.event == "❌ Message rejected"' '.id == 6 and .reason == "type differs from its batch"' <<<"$stderr"
+	assert_equal "ack 1|reject 2|ack 3" "$(jq -r '"\(.op) \(.tag)"' "$T/acks" | sort -k2n | paste -sd'|')"
+}
+
+@test "SIGTERM while waiting for input: what was committed stays, exit 0 at once" {
+	mkfifo "$T/fifo"
+	tblload <"$T/fifo" 2>"$T/err" 3>&- &
+	local pid=$! rc=0 t0
+	exec {w}>"$T/fifo"
+	head -n 3 "$(envelopes labels)" | frame >&$w
+	wait_until 10 grep -q 'Batch committed' "$T/err"
+	t0=$SECONDS
+	kill -TERM "$pid"
+	with_timeout 10 tail --pid="$pid" -f /dev/null
+	wait "$pid" || rc=$?
+	exec {w}>&-
+	assert_equal 0 "$rc"
+	((SECONDS - t0 <= 2))
+	tail -n 1 "$T/err" | jq -e '.event == "🛑 Loading stopped" and .inserted == 3'
+	assert_equal 3 "$(count labels)"
+}
+
 @test "--help, --version, and bad command lines (64)" {
 	run -0 --separate-stderr tblload --help
 	assert_line 0 "usage: tblload [--acks file] [--rejects file] [--retry-max seconds]"
