@@ -773,10 +773,16 @@ static void
 open_outputs(void)
 {
 	char path[4096];
+	struct stat st;
 	int k;
 
 	if (opt.rejects != NULL && (rejects_fp = fopen(opt.rejects, "a")) == NULL)
 		die(EXIT_CONFIG, "--rejects %s: %s", opt.rejects, strerror(errno));
+	/* A file that cannot be written is a configuration error to report before
+	 * anything is committed; a FIFO is opened at the first settle line, when
+	 * its reader (amqp-drain) is sure to be there. */
+	if (opt.acks != NULL && !(stat(opt.acks, &st) == 0 && S_ISFIFO(st.st_mode)))
+		open_acks();
 	if (opt.copy_out != NULL) {
 		if (mkdir(opt.copy_out, 0755) < 0 && errno != EEXIST)
 			die(EXIT_CONFIG, "--copy-out %s: %s", opt.copy_out, strerror(errno));
