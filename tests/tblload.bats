@@ -389,6 +389,18 @@ envl() {
 	assert_equal 1 "${#stderr_lines[@]}"
 }
 
+@test "an --acks or --rejects file that cannot be written exits 78 before anything is committed" {
+	envl labels 1 '{"id":"1","name":"x"}' c1 1 | frame >"$T/in"
+	local opt
+	for opt in --acks --rejects; do
+		run -78 --separate-stderr tblload "$opt" "$T/no/such/dir/file" <"$T/in"
+		assert_equal 1 "${#stderr_lines[@]}"
+		jq -e --arg e "$opt $T/no/such/dir/file: No such file or directory" '.exit_status == 78 and .event == $e' <<<"$stderr"
+	done
+	# Not even the schema was applied: it never connected.
+	assert_equal "" "$(psqlq -c "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")"
+}
+
 @test "a malformed POSTGRES_ADDRESS exits 78 naming the variable" {
 	local a
 	for a in ":5432" "127.0.0.1:" "127.0.0.1:abc" "127.0.0.1:0" "127.0.0.1:65536" "[::1" "[::1]5432" "[::1]:x"; do
