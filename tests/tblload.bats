@@ -232,6 +232,26 @@ envl() {
 	where '.op == "reject"' '.reason == $r' --arg r "$reason" <"$T/acks"
 }
 
+@test "bisection finds every refused row of a batch, neighbours included" {
+	{
+		sed -n '1,40p' "$(envelopes labels)"
+		envl labels 900041 '{"id":"900041","n":1e200000}'
+		envl labels 900042 '{"id":"900042","n":"\udfff"}'
+		sed -n '43,90p' "$(envelopes labels)"
+		envl labels 900091 '{"id":"900091","n":-1e200000}'
+		sed -n '92,100p' "$(envelopes labels)"
+	} | tagged c1 | frame >"$T/in"
+	run -1 --separate-stderr tblload --acks "$T/acks" <"$T/in"
+	assert_equal "labels 100 97 0 0 3 0" "$(batch_logs "$stderr")"
+	assert_equal 97 "$(count labels)"
+	assert_equal 0 "$(count labels 'id > 900000')"
+	# Tags are line numbers: the refused rows are lines 41, 42 and 91.
+	assert_equal "41 900041 22003|42 900042 22P02|91 900091 22003" \
+		"$(jq -r 'select(.event == "❌ Message rejected") | "\(.tag) \(.id) \(.reason[28:33])"' <<<"$stderr" | sort -n | paste -sd'|')"
+	assert_equal "$(seq 1 100 | grep -vx -e 41 -e 42 -e 91 | sed 's/^/ack /'; printf 'reject %s\n' 41 42 91)" \
+		"$(jq -r '"\(.op) \(.tag)"' "$T/acks" | sort -k1,1 -k2n)"
+}
+
 @test "a body tblload cannot read is rejected, not acked as unchanged" {
 	{
 		envl labels 1 '{"id":"1","name":"one"}' c1 1
