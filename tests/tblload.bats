@@ -336,15 +336,18 @@ envl() {
 	} | frame >"$T/in"
 	frame <<<"$ctl" >>"$T/in"
 	run -1 --separate-stderr tblload --acks "$T/acks" <"$T/in"
-	run -0 cat "$T/acks"
+	# In the order they were settled; PostgreSQL's reason is cut after its
+	# message (the context that follows is PostgreSQL's to word).
+	run -0 jq -c 'if .op == "reject" and .tag == 4 then .reason |= .[0:68] else . end' "$T/acks"
 	assert_output - <<-'EOF'
 		{"op":"reject","conn":"c2","tag":6,"reason":"no id"}
 		{"op":"ack","conn":"c2","tag":1}
 		{"op":"ack","conn":"c2","tag":2}
 		{"op":"ack","conn":"c2","tag":3}
-		{"op":"reject","conn":"c2","tag":4,"reason":"PostgreSQL refused the row: 22P02 invalid input syntax for type json (JSON data, line 1: {\"id\":\"4\",\"name\":\"a\\ud800\"...)"}
+		{"op":"reject","conn":"c2","tag":4,"reason":"PostgreSQL refused the row: 22P02 invalid input syntax for type json"}
 		{"op":"ack","conn":"c2","tag":9}
 	EOF
+	assert_equal 6 "$(wc -l <"$T/acks")"
 	# Again: unchanged records are acked too, the poison rejected again.
 	run -1 --separate-stderr tblload --acks "$T/acks2" <"$T/in"
 	assert_equal "ack 1|ack 2|ack 3|reject 4|reject 6|ack 9" "$(jq -r '"\(.op) \(.tag)"' "$T/acks2" | sort -k2n | paste -sd'|')"
@@ -512,11 +515,11 @@ labels 1 1 0 0 0 0" "$(batch_logs "$stderr")"
 	run -0 --separate-stderr tblload --version
 	assert_output "tblload (tableinator) $(cat "$TBL_ROOT/VERSION")"
 	run -64 --separate-stderr tblload -x
-	assert_contains "$stderr" "invalid option -- 'x'"
+	jq -e '.exit_status == 64 and .event == "unknown or malformed option '\''-x'\'' (see tblload --help)"' <<<"$stderr"
 	run -64 --separate-stderr tblload --nope
-	assert_contains "$stderr" "unrecognized option '--nope'"
+	jq -e '.exit_status == 64 and .event == "unknown or malformed option '\''--nope'\'' (see tblload --help)"' <<<"$stderr"
 	run -64 --separate-stderr tblload operand
-	assert_contains "$stderr" "usage: tblload"
+	jq -e '.exit_status == 64 and .event == "unexpected argument '\''operand'\'' (see tblload --help)"' <<<"$stderr"
 	run -64 --separate-stderr tblload --retry-max soon
 	jq -e '.exit_status == 64 and (.event | startswith("option --retry-max: '\''soon'\'' is not a number"))' <<<"$stderr"
 	run -64 --separate-stderr tblload --max-line 100
@@ -524,7 +527,7 @@ labels 1 1 0 0 0 0" "$(batch_logs "$stderr")"
 	run -64 --separate-stderr tblload --dry-run --copy-out "$T/x"
 	jq -e '.exit_status == 64 and .event == "--dry-run and --copy-out exclude each other"' <<<"$stderr"
 	run -64 --separate-stderr tblload --acks
-	assert_contains "$stderr" "requires an argument"
+	jq -e '.exit_status == 64 and .event == "option '\''--acks'\'' needs an argument (see tblload --help)"' <<<"$stderr"
 	assert_equal "" "$output"
 }
 
