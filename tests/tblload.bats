@@ -412,6 +412,15 @@ envl() {
 	assert_equal 1 "${#stderr_lines[@]}"
 }
 
+@test "without POSTGRES_* variables, libpq's PG* variables say where to go" {
+	head -n 2 "$(envelopes labels)" | frame >"$T/in"
+	local db=$POSTGRES_DATABASE
+	run -0 --separate-stderr env -u POSTGRES_ADDRESS -u POSTGRES_USERNAME -u POSTGRES_PASSWORD \
+		-u POSTGRES_DATABASE PGDATABASE="$db" tblload <"$T/in"
+	assert_contains "$stderr" "🐘 Connected to PostgreSQL (database $db on $PGHOST), schema ready"
+	assert_equal 2 "$(count labels)"
+}
+
 @test "an --acks or --rejects file that cannot be written exits 78 before anything is committed" {
 	envl labels 1 '{"id":"1","name":"x"}' c1 1 | frame >"$T/in"
 	local opt
