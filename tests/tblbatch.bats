@@ -290,6 +290,23 @@ arrival() {
 	EOF
 	assert_equal 2 "$(jq -r 'select(.level == "warning") | .event' <<<"$stderr" | grep -c 'too long')"
 	summary | jq -e '.lines == 4 and .records == 2 and .passed_singly == 2'
+	# A line longer than one read (3 MB over a 256 KiB limit), and one of
+	# exactly the limit, which is kept.
+	{
+		printf '{"type":"labels","conn":"c1","tag":6,"id":6,"sha256":"%064d","body":{"id":"6","n":"' 0
+		head -c 3000000 /dev/zero | tr '\0' b
+		printf '"}}\n'
+		printf '{"type":"labels","id":7,"sha256":"%064d","body":{"id":"7","n":"' 7
+		head -c $((262144 - 125)) /dev/zero | tr '\0' c
+		printf '"}}\n'
+	} >"$big"
+	assert_equal 262144 "$(($(sed -n 2p "$big" | wc -c) - 1))"
+	run -0 --separate-stderr tblbatch --max-line 262144 <"$big"
+	assert_equal 4 "${#lines[@]}"
+	assert_line 1 '{"type":"labels","conn":"c1","tag":6,"invalid":"line too long ('$(($(head -n 1 "$big" | wc -c) - 1))' bytes, limit 262144)"}'
+	assert_line 2 "$(hdr labels 1)"
+	assert_equal "$(sed -n 2p "$big")" "${lines[3]}"
+	(($(summary | jq .peak_rss_kb) < 8000))
 }
 
 @test "empty input: no output, exit 0; a last line without newline is read and ended" {
