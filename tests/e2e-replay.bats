@@ -15,12 +15,19 @@ BIG=20000
 
 setup_file() {
 	require_bin tblhash tblbatch tblload
-	export BATS_NO_PARALLELIZE_WITHIN_FILE=true	# a test stops the shared server
+	# A test stops the server: a cluster of this suite's own, so that suites
+	# run beside it (TBL_JOBS) never see it go, and its tests one at a time.
+	export BATS_NO_PARALLELIZE_WITHIN_FILE=true
+	pg_start replay
 	# The large input, hashed, and the tables a clean load of it gives.
 	"$TBL_ROOT/bench/gen-records" "$MSG" "$BIG" | tblhash 2>/dev/null >"$BATS_FILE_TMPDIR/big.env"
 	pg_newdb "$(tbl_name ref)"
 	tblbatch <"$BATS_FILE_TMPDIR/big.env" 2>/dev/null | tblload 2>/dev/null
 	checksum >"$BATS_FILE_TMPDIR/big.sum"
+}
+
+teardown_file() {
+	pg_stop
 }
 
 setup() {
