@@ -504,10 +504,11 @@ rows_build(struct sink *s, int type, long long id, const char *sha256, struct sl
 	struct buf *tmp = &s->tmp;
 	struct each e;
 	long long n;
+	size_t nuls = s->nuls;
 	int ord;
 
 	if (collect(body, m) != 0) {
-		*err = "body is not a JSON object";
+		*err = "body is not a valid JSON object";
 		return -1;
 	}
 	row_begin(s, (enum table)type);
@@ -551,7 +552,11 @@ rows_build(struct sink *s, int type, long long id, const char *sha256, struct sl
 		break;
 	}
 	f_text(s, sha256, 64);
+	/* Every string of the record is in data: count each U+0000 there only,
+	 * not again for each typed column or link row that holds a copy. */
+	s->nuls = nuls;
 	f_json(s, body.p, body.n);
+	nuls = s->nuls;
 	row_end(s, 0);
 
 	if (type == T_RELEASES) {
@@ -570,5 +575,6 @@ rows_build(struct sink *s, int type, long long id, const char *sha256, struct sl
 		link_artists(s, id, m[M_ARTISTS], 0, &ord, tmp);
 		link_artists(s, id, m[M_EXTRAARTISTS], 1, &ord, tmp);
 	}
+	s->nuls = nuls;
 	return 0;
 }

@@ -35,6 +35,7 @@ struct rec {
 	size_t		 off, len;	/* the line, in the batch arena */
 	struct envelope	 e;
 	char		*reason;	/* for R_INVALID */
+	const char	*build_err;	/* the body gave no row (R_RECORD) */
 	size_t		 pos;		/* position in the batch */
 };
 
@@ -248,7 +249,11 @@ reject(struct batch *b, const struct rec *r, const char *reason)
 	}
 	buf_adds(&line, ",\"reason\":");
 	buf_json_str_lossy(&line, reason, strlen(reason));
-	if (r->e.has_body) {
+	if (r->e.has_body && r->build_err != NULL) {
+		/* Not JSON that can be read: as a string, so the line stays NDJSON. */
+		buf_adds(&line, ",\"raw\":");
+		buf_json_str_lossy(&line, r->e.body.p, r->e.body.n);
+	} else if (r->e.has_body) {
 		buf_adds(&line, ",\"body\":");
 		buf_add(&line, r->e.body.p, r->e.body.n);
 	} else if (r->e.has_raw) {
@@ -368,6 +373,9 @@ batch_prepare(struct batch *b)
 			r->kind = R_INVALID;
 			r->reason = xstrdup("type differs from its batch");
 		} else {
+			/* A batch whose header names no known type takes the type
+			 * of its first record: all its rows go to one table. */
+			b->type_idx = data_type_index(r->e.type.p, r->e.type.n);
 			r->kind = R_RECORD;
 			b->order[b->nrec++] = i;
 		}
@@ -391,25 +399,28 @@ winner(struct batch *b, size_t g)
 /* ---- writing ------------------------------------------------------------ */
 
 /* Rows for the groups [lo, hi) not known to be stored unchanged; returns
- * how many records that is. */
+ * how many records gave rows. A record whose body gives none keeps the
+ * reason in build_err and is counted in *failed. */
 static size_t
-build_rows(struct batch *b, size_t lo, size_t hi, int type)
+build_rows(struct batch *b, size_t lo, size_t hi, int type, size_t *failed)
 {
 	struct rec *r;
-	const char *err;
 	char sha[65];
 	size_t g, n = 0;
 
 	sink_reset(&sink);
+	*failed = 0;
 	for (g = lo; g < hi; g++) {
+		r = winner(b, g);
+		r->build_err = NULL;
 		if (b->same[g])
 			continue;
-		r = winner(b, g);
 		memcpy(sha, r->e.sha256.p, 64);
 		sha[64] = '\0';
-		if (rows_build(&sink, type, r->e.id, sha, r->e.body, &err) < 0)
-			log_msg(LOG_ERROR, "record %lld: %s", r->e.id, err);
-		n++;
+		if (rows_build(&sink, type, r->e.id, sha, r->e.body, &r->build_err) == 0)
+			n++;
+		else
+			(*failed)++;
 	}
 	return n;
 }
@@ -460,7 +471,7 @@ try_commit(struct batch *b, size_t lo, size_t hi, int type, struct upsert_counts
 	static struct buf ids;
 	struct hashcheck hc = { b, lo, hi };
 	enum outcome o;
-	size_t n = 0;
+	size_t n = 0, failed = 0;
 
 	memset(b->same + lo, 0, hi - lo);
 	memset(uc, 0, sizeof(*uc));
@@ -470,25 +481,34 @@ try_commit(struct batch *b, size_t lo, size_t hi, int type, struct upsert_counts
 		ids_literal(b, lo, hi, &ids);
 		o = db_stored_hashes(db, type, ids.p, mark_same, &hc, err, errsz);
 	}
-	if (o == OUT_OK && (n = build_rows(b, lo, hi, type)) > 0)
+	if (o == OUT_OK && (n = build_rows(b, lo, hi, type, &failed)) > 0)
 		o = db_write(db, type, &sink, (long long)n, uc, err, errsz);
 	if (o == OUT_OK)
 		o = db_commit(db, err, errsz);
 	if (o != OUT_OK)
 		db_rollback(db);
-	uc->unchanged += (long long)(hi - lo - n);
+	uc->unchanged += (long long)(hi - lo - n - failed);
 	return o;
 }
 
-/* Settle every delivery of groups [lo, hi) after their commit. */
+/* Settle every delivery of groups [lo, hi) after their commit: a record that
+ * gave no row is rejected (it was not stored), the others are acked. */
 static void
-settle_groups(struct batch *b, size_t lo, size_t hi)
+settle_groups(struct batch *b, size_t lo, size_t hi, struct totals *t)
 {
+	struct rec *w;
 	size_t g, i;
 
-	for (g = lo; g < hi; g++)
+	for (g = lo; g < hi; g++) {
+		w = winner(b, g);
 		for (i = b->grp[g]; i < b->grp[g + 1]; i++)
-			settle_one(&b->r[b->order[i]], false, NULL);
+			if (&b->r[b->order[i]] != w || w->build_err == NULL)
+				settle_one(&b->r[b->order[i]], false, NULL);
+		if (w->build_err != NULL) {
+			reject(b, w, w->build_err);
+			t->rejected++;
+		}
+	}
 }
 
 /* Wait before the next try; give up once PostgreSQL has been away too long. */
@@ -500,12 +520,15 @@ backoff(const char *err, int attempt)
 
 	if (outage_since == 0)
 		outage_since = now;
-	if (opt.retry_max > 0 && now - outage_since > opt.retry_max)
+	/* The last wait is cut to the deadline, so that one more try falls on it. */
+	if (opt.retry_max > 0 && now - outage_since >= opt.retry_max - 0.01)
 		die(EXIT_TEMPFAIL, "PostgreSQL unavailable for %.0f s, giving up "
 		    "(unsettled deliveries will be redelivered): %s", now - outage_since, err);
 	wait = 0.25;
 	while (attempt-- > 0 && wait < 8)
 		wait *= 2;
+	if (opt.retry_max > 0 && wait > opt.retry_max - (now - outage_since))
+		wait = opt.retry_max - (now - outage_since);
 	snprintf(last_error, sizeof(last_error), "%s", err);
 	write_state(0, "retrying");
 	lr = log_begin(LOG_WARNING, "🔄 PostgreSQL unavailable, retrying");
@@ -570,7 +593,7 @@ commit_range(struct batch *b, size_t lo, size_t hi, int type, struct totals *t)
 			t->updated += uc.updated;
 			t->unchanged += uc.unchanged;
 			t->nuls += (long long)sink.nuls;
-			settle_groups(b, lo, hi);
+			settle_groups(b, lo, hi, t);
 			flush_settle();
 			return;
 		case OUT_TRANSIENT:
@@ -604,10 +627,17 @@ commit_range(struct batch *b, size_t lo, size_t hi, int type, struct totals *t)
 static void
 write_offline(struct batch *b, int type, struct totals *t)
 {
-	size_t i;
+	struct rec *w;
+	size_t g, built, failed;
 	int k;
 
-	build_rows(b, 0, b->ngrp, type);
+	built = build_rows(b, 0, b->ngrp, type, &failed);
+	for (g = 0; g < b->ngrp; g++)
+		if ((w = winner(b, g))->build_err != NULL) {
+			reject(b, w, w->build_err);
+			t->rejected++;
+		}
+	flush_settle();
 	t->nuls += (long long)sink.nuls;
 	if (opt.dry_run) {
 		if (write_all(STDOUT_FILENO, sink.out[0].p, sink.out[0].len) < 0)
@@ -617,8 +647,7 @@ write_offline(struct batch *b, int type, struct totals *t)
 			if (sink.out[k].len && fwrite(sink.out[k].p, 1, sink.out[k].len,
 			    copy_fp[k]) != sink.out[k].len)
 				die(EXIT_TEMPFAIL, "--copy-out %s: %s", opt.copy_out, strerror(errno));
-	t->inserted += (long long)b->ngrp;
-	(void)i;
+	t->inserted += (long long)built;
 }
 
 static void
@@ -744,10 +773,16 @@ static void
 open_outputs(void)
 {
 	char path[4096];
+	struct stat st;
 	int k;
 
 	if (opt.rejects != NULL && (rejects_fp = fopen(opt.rejects, "a")) == NULL)
 		die(EXIT_CONFIG, "--rejects %s: %s", opt.rejects, strerror(errno));
+	/* A file that cannot be written is a configuration error to report before
+	 * anything is committed; a FIFO is opened at the first settle line, when
+	 * its reader (amqp-drain) is sure to be there. */
+	if (opt.acks != NULL && !(stat(opt.acks, &st) == 0 && S_ISFIFO(st.st_mode)))
+		open_acks();
 	if (opt.copy_out != NULL) {
 		if (mkdir(opt.copy_out, 0755) < 0 && errno != EEXIST)
 			die(EXIT_CONFIG, "--copy-out %s: %s", opt.copy_out, strerror(errno));
@@ -774,7 +809,8 @@ close_outputs(void)
 }
 
 /* The next input line. While the input is idle the state file keeps its
- * heartbeat, and a stop request ends the wait. */
+ * heartbeat, and a stop request ends the wait (the wait is a poll, which a
+ * signal interrupts; a read would be restarted). */
 static int
 next_line(struct linereader *in, struct line *l)
 {
@@ -786,13 +822,12 @@ next_line(struct linereader *in, struct line *l)
 			return 1;
 		if (rc < 0 || stopping)
 			return 0;
-		if (sf.path != NULL) {
+		if (sf.path != NULL)
 			write_state(1.0, "idle");
-			p.fd = STDIN_FILENO;
-			p.events = POLLIN;
-			if (poll(&p, 1, 1000) <= 0)
-				continue;
-		}
+		p.fd = STDIN_FILENO;
+		p.events = POLLIN;
+		if (poll(&p, 1, sf.path != NULL ? 1000 : -1) <= 0)
+			continue;
 		if (lr_fill(in) < 0) {
 			if (errno == EINTR)
 				continue;
