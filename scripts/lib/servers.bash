@@ -87,14 +87,15 @@ _tbl_close_fds() {
 	done
 }
 
-# _tbl_spawn PIDFILE LOG USER ENVFILE COMMAND...: start COMMAND as USER, with
-# the variables of ENVFILE (if not empty), in the directory of PIDFILE, in a
-# session of its own (Ctrl-C in the terminal does not reach it: its owner
-# stops it), with no descriptor above 2 left open; record its pid in PIDFILE.
+# _tbl_spawn PIDFILE LOG USER ENVFILE COMMAND...: start COMMAND as USER (if
+# not empty), with the variables of ENVFILE (if not empty), in the directory
+# of PIDFILE, in a session of its own (Ctrl-C in the terminal does not reach
+# it: its owner stops it), with no descriptor above 2 left open; record its
+# pid in PIDFILE.
 _tbl_spawn() {
 	local pidfile=$1 log=$2 user=$3 envfile=$4 as=()
 	shift 4
-	((EUID != 0)) || as=(setpriv --reuid="$user" --regid="$user" --init-groups)
+	((EUID != 0)) || [[ -z $user ]] || as=(setpriv --reuid="$user" --regid="$user" --init-groups)
 	(
 		_tbl_close_fds
 		cd "${pidfile%/*}" || exit
@@ -330,7 +331,7 @@ rmq_wait() {
 		fi
 		sleep 0.3
 	done
-	_tbl_timing "rabbitmq start${TBL_RMQ_AGAIN:+ again} (${TBL_RMQ_DIR##*/rmq-})" "$(_tbl_since "$TBL_RMQ_T0")"
+	_tbl_timing "rabbitmq start${TBL_RMQ_AGAIN:+ again} (${TBL_RMQ_DIR##*/rmq-})" "$(_tbl_since "${TBL_RMQ_T0:-$(_tbl_now)}")"
 }
 
 rmq_stop() {
