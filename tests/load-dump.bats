@@ -268,3 +268,15 @@ xmins() {
 	run -69 --separate-stderr env -u TBL_BINDIR PATH=/usr/bin:/bin "$BATS_TEST_TMPDIR/bin/load-dump" x.xml
 	assert_equal "tblxml: not found on PATH" "$(events error)"
 }
+
+@test "the man page renders without warnings and documents every option" {
+	command -v groff >/dev/null || skip "groff is not installed"
+	run -0 --separate-stderr groff -mandoc -Tutf8 -ww "$TBL_ROOT/docs/man/load-dump.1"
+	assert_equal "" "$stderr"
+	text=$(sed 's/.\x08//g' <<<"$output")
+	run -0 load-dump --help
+	for opt in $(grep -o -- '--[a-z-]*' <<<"$output" | sort -u); do
+		assert_contains "$text" "$opt"
+	done
+	assert_contains "$text" "EXIT STATUS"
+}
