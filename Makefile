@@ -85,6 +85,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/tableinator
 	install -m 755 $(BINS) $(SCRIPTS) $(DESTDIR)$(PREFIX)/bin
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/tableinator
+	install -m 644 scripts/lib/log.bash $(DESTDIR)$(PREFIX)/share/tableinator
 	for m in docs/man/*.1; do [ -e "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man1; done; true
 
 clean:

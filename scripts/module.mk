@@ -1,1 +1,2 @@
 SCRIPTS += scripts/tableinator
+SCRIPTS += scripts/load-dump

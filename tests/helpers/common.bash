@@ -16,6 +16,7 @@ export PATH LC_ALL=C.UTF-8
 # A test that hangs fails instead of holding up the run; a file may lower it.
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-120}
 
+source "$TBL_ROOT/scripts/lib/servers.bash"
 source "$TBL_ROOT/tests/helpers/pg.bash"
 source "$TBL_ROOT/tests/helpers/rabbitmq.bash"
 
@@ -151,25 +152,7 @@ tbl_name() {
 	printf '%s\n' "${n:0:63}"
 }
 
-# --- servers: shared plumbing of pg.bash and rabbitmq.bash ---
-
-# _tbl_as USER COMMAND...: run as USER when we are root (servers refuse root).
-_tbl_as() {
-	local user=$1
-	shift
-	if ((EUID == 0)); then
-		setpriv --reuid="$user" --regid="$user" --init-groups "$@"
-	else
-		"$@"
-	fi
-}
-
-# _tbl_own USER PATH...: give PATHs to USER when we are root.
-_tbl_own() {
-	local user=$1
-	shift
-	((EUID != 0)) || chown -R "$user:" "$@"
-}
+# --- servers: the run's directory and ports (the rest: scripts/lib/servers.bash) ---
 
 _tbl_need_run_dir() {
 	[[ -n ${TBL_TEST_TMP-} && -d $TBL_TEST_TMP ]] && return
@@ -181,60 +164,5 @@ _tbl_need_run_dir() {
 # (so no outgoing connection takes it later) and not handed out before in
 # this run.
 tbl_free_port() {
-	local lo hi eph p i
-	read -r eph _ </proc/sys/net/ipv4/ip_local_port_range
-	lo=10000 hi=$((eph - 1))
-	((hi > lo + 1000)) || lo=40000 hi=60000
-	for ((i = 0; i < 500; i++)); do
-		p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo)))
-		grep -qx "$p" "$TBL_TEST_TMP/ports" 2>/dev/null && continue
-		[[ -z $(ss -Htan "sport = :$p") ]] || continue
-		echo "$p" >>"$TBL_TEST_TMP/ports"
-		echo "$p"
-		return 0
-	done
-	echo "tbl_free_port: no free port found" >&2
-	return 1
-}
-
-# _tbl_close_fds: in a subshell that starts a server, close every descriptor
-# above 2: a server that kept bats' fd 3 open would hold up the end of the run.
-_tbl_close_fds() {
-	local fd
-	for fd in /proc/$BASHPID/fd/*; do
-		fd=${fd##*/}
-		((fd <= 2)) || eval "exec $fd>&-"
-	done
-}
-
-# _tbl_spawn PIDFILE LOG USER ENVFILE COMMAND...: start COMMAND as USER, with
-# the variables of ENVFILE (if not empty), in the directory of PIDFILE, in a
-# session of its own (Ctrl-C in the terminal does not reach it: the harness
-# stops it), with no descriptor of bats left open; record its pid in PIDFILE.
-_tbl_spawn() {
-	local pidfile=$1 log=$2 user=$3 envfile=$4 as=()
-	shift 4
-	((EUID != 0)) || as=(setpriv --reuid="$user" --regid="$user" --init-groups)
-	(
-		_tbl_close_fds
-		cd "${pidfile%/*}" || exit
-		exec setsid bash -c 'echo $$ >"$0"; [[ -z $1 ]] || { set -a; source "$1"; set +a; }
-			shift; exec "$@"' "$pidfile" "$envfile" "${as[@]}" "$@"
-	) </dev/null >>"$log" 2>&1 &
-}
-
-# _tbl_timing WHAT SECONDS: note how long a server operation took, for tests/run.
-_tbl_timing() {
-	[[ -n ${TBL_TIMING_LOG-} ]] || return 0
-	printf '%-28s %6.2f s\n' "$1" "$2" >>"$TBL_TIMING_LOG"
-}
-
-_tbl_now() {
-	echo "${EPOCHREALTIME/,/.}"
-}
-
-_tbl_since() {
-	local t
-	t=$(_tbl_now)
-	awk -v a="$1" -v b="$t" 'BEGIN { printf "%.3f", b - a }'
+	_tbl_free_port "$TBL_TEST_TMP/ports"
 }
