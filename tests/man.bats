@@ -57,10 +57,11 @@ render() {
 	groff -mdoc -Tascii -rLL=300n -P-c -P-b -P-u "$1" 2>/dev/null
 }
 
-# The variables a page lists in ENVIRONMENT: the names of its ".It Ev" items.
+# The variables a page lists in ENVIRONMENT: the names on its ".It Ev"
+# lines (".It Ev A , Ev B" or ".It Ev A , B").
 page_vars() {
-	section "$1" ENVIRONMENT | sed -n 's/^\.It //p' | grep -o 'Ev [A-Za-z_][A-Za-z0-9_]*' |
-		sed 's/^Ev //' | sort -u
+	section "$1" ENVIRONMENT | grep -E '^\.It (.* )?Ev ' | tr ' ' '\n' |
+		grep -xE '[A-Z_][A-Z0-9_]{2,}' | sort -u
 }
 
 # The variables a compiled tool reads: by name in its own sources, and those
@@ -86,6 +87,15 @@ flunk_list() {
 env_reads() {
 	grep -oE '\b(getenv|env_str|env_ll|env_double|env_bool)\("[A-Za-z_][A-Za-z0-9_]*"' |
 		sed 's/.*("//; s/"$//'
+}
+
+# Every variable a compiled tool of the project reads (what a script may
+# pass on to the tools it runs).
+all_tool_vars() {
+	local t
+	for t in $(make_var TOOLS); do
+		tool_vars "$t"
+	done | sort -u
 }
 
 # A shell script without its comments and usage text, for grepping names.
@@ -165,6 +175,8 @@ script_code() {
 }
 
 @test "every variable in a page's ENVIRONMENT is read by the code" {
+	# A tool's page: by that tool. A script's page: by the script, or by a
+	# tool it may run, which inherits its environment.
 	local p prog name v reads unread=() n=0
 	for p in $(pages); do
 		prog=$(program_of "$p") || continue
@@ -172,7 +184,8 @@ script_code() {
 		if [[ $prog == "$TBL_BINDIR"/* ]]; then
 			reads=$(tool_vars "$name")
 		else
-			reads=$(script_code "$prog")
+			# A script, or the tools it runs with the environment it got.
+			reads=$(script_code "$prog"; all_tool_vars)
 		fi
 		for v in $(page_vars "$p"); do
 			n=$((n + 1))
