@@ -19,6 +19,7 @@ LIB_SRC  := $(sort $(wildcard lib/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIBTBL   := $(BUILD)/libtbl.a
 BINS     := $(TOOLS:%=$(BUILD)/bin/%)
+MANS     := $(sort $(wildcard docs/man/*.1))
 
 .PHONY: all check deps test test-asan asan bench demo demo-stop install clean
 all: $(BINS)
@@ -86,7 +87,7 @@ install: all
 	install -m 755 $(BINS) $(SCRIPTS) $(DESTDIR)$(PREFIX)/bin
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/tableinator
 	install -m 644 scripts/lib/log.bash $(DESTDIR)$(PREFIX)/share/tableinator
-	for m in docs/man/*.1; do [ -e "$$m" ] && install -m 644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man1; done; true
+	$(if $(MANS),install -m 644 $(MANS) $(DESTDIR)$(PREFIX)/share/man/man1)
 
 clean:
 	rm -rf build build-asan
