@@ -359,8 +359,8 @@ type_of_consumer(const amqp_bytes_t *ctag)
 	return -1;
 }
 
-/* A whole delivery has arrived: write its envelope, settle it if it is ours
- * to settle (a control message), and start a cancel timer for file_complete. */
+/* A whole delivery has arrived: write its envelope, and start a cancel
+ * timer for file_complete. */
 static void
 deliver(void)
 {
@@ -385,7 +385,10 @@ deliver(void)
 	buf_add(&out, "{\"type\":\"", 9);
 	buf_json_escape(&out, cur.rk, strlen(cur.rk));
 	buf_add(&out, "\",", 2);
-	if (mode == M_PIPE && !control)
+	/* A control message is settled by tblload too: only after the records
+	 * ahead of it are committed may the broker forget it, or a pipeline
+	 * that died in between would never see that file complete again. */
+	if (mode == M_PIPE)
 		buf_printf(&out, "\"conn\":\"%s\",\"tag\":%llu,", conn_id,
 		    (unsigned long long)cur.tag);
 	put_body(&out, body, cur.body.len);
@@ -393,10 +396,6 @@ deliver(void)
 
 	if (mode == M_CAPTURE)
 		captured_tag = cur.tag;
-	else if (control) {
-		/* Control messages are settled here; the pipeline only sees them. */
-		(void)win_ack(&win, cur.tag);
-	}
 	if (control && t >= 0) {
 		ncontrols++;
 		cons[t].complete = true;

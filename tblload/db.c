@@ -1,3 +1,5 @@
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,71 @@ struct db {
 	char		 where[320];
 	struct buf	 sql[NTABLES];	/* upsert statement per record type */
 };
+
+static void (*wait_hook)(void);
+
+void
+db_set_wait_hook(void (*hook)(void))
+{
+	wait_hook = hook;
+}
+
+/*
+ * Wait until the next result can be read without blocking, calling the
+ * wait hook (tblload's heartbeat) every second meanwhile, so that a batch
+ * PostgreSQL takes long over never looks like a stuck pipeline.
+ */
+static void
+await_input(struct db *db)
+{
+	struct pollfd p;
+	int n;
+
+	while (PQisBusy(db->conn)) {
+		p.fd = PQsocket(db->conn);
+		p.events = POLLIN;
+		if (p.fd < 0)
+			return;
+		if ((n = poll(&p, 1, 1000)) == 0 && wait_hook != NULL)
+			wait_hook();
+		if (n < 0 && errno != EINTR)
+			return;
+		if (n > 0 && PQconsumeInput(db->conn) == 0)
+			return;		/* PQgetResult reports the failure */
+	}
+}
+
+/*
+ * Like PQexec / PQexecParams (nparams > 0), waiting with the hook: the
+ * error result if any statement failed, else the last one. first_only
+ * returns the first result (a COPY's PGRES_COPY_IN) and reads no further.
+ */
+static PGresult *
+run(struct db *db, const char *sql, int nparams, const char *const *params, bool first_only)
+{
+	PGresult *res, *keep = NULL;
+	ExecStatusType st;
+
+	if ((nparams > 0 ? PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0) :
+	    PQsendQuery(db->conn, sql)) == 0)
+		return NULL;
+	for (;;) {
+		await_input(db);
+		if ((res = PQgetResult(db->conn)) == NULL)
+			break;
+		st = PQresultStatus(res);
+		if (first_only || st == PGRES_COPY_IN)
+			return res;
+		if (keep != NULL && (PQresultStatus(keep) == PGRES_FATAL_ERROR ||
+		    PQresultStatus(keep) == PGRES_NONFATAL_ERROR) && st != PGRES_FATAL_ERROR)
+			PQclear(res);	/* the first error is the one to report */
+		else {
+			PQclear(keep);
+			keep = res;
+		}
+	}
+	return keep;
+}
 
 struct db *
 db_new(void)
@@ -167,7 +234,7 @@ result_error(struct db *db, PGresult *res, char *err, size_t errsz)
 static enum outcome
 exec_cmd(struct db *db, const char *sql, char *err, size_t errsz)
 {
-	PGresult *res = PQexec(db->conn, sql);
+	PGresult *res = run(db, sql, 0, NULL, false);
 	enum outcome o = OUT_OK;
 
 	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
@@ -392,7 +459,7 @@ copy_in(struct db *db, enum table t, const struct buf *rows, char *err, size_t e
 	for (c = tables[t].columns; *c; c++)
 		buf_printf(&sql, "%s\"%s\"", c == tables[t].columns ? "" : ", ", *c);
 	buf_adds(&sql, t >= T_RELEASE_LABELS ? ", ord) FROM STDIN" : ") FROM STDIN");
-	res = PQexec(db->conn, sql.p);
+	res = run(db, sql.p, 0, NULL, true);
 	buf_free(&sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		o = result_error(db, res, err, errsz);
@@ -405,7 +472,10 @@ copy_in(struct db *db, enum table t, const struct buf *rows, char *err, size_t e
 		set_err(err, errsz, NULL, PQerrorMessage(db->conn));
 		return OUT_TRANSIENT;
 	}
-	while ((res = PQgetResult(db->conn)) != NULL) {
+	for (;;) {
+		await_input(db);
+		if ((res = PQgetResult(db->conn)) == NULL)
+			break;
 		if (PQresultStatus(res) != PGRES_COMMAND_OK && o == OUT_OK)
 			o = result_error(db, res, err, errsz);
 		PQclear(res);
@@ -434,7 +504,7 @@ replace_links(struct db *db, const char *ids, char *err, size_t errsz)
 	size_t i;
 
 	for (i = 0; i < NELEM(sql) && o == OUT_OK; i++) {
-		res = PQexecParams(db->conn, sql[i], 1, NULL, params, NULL, NULL, 0);
+		res = run(db, sql[i], 1, params, false);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			o = result_error(db, res, err, errsz);
 		PQclear(res);
@@ -451,7 +521,7 @@ upsert(struct db *db, int type, long long nrecords, struct upsert_counts *uc,
 	enum outcome o = OUT_OK;
 	int i, n;
 
-	res = PQexec(db->conn, db->sql[type].p);
+	res = run(db, db->sql[type].p, 0, NULL, false);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		o = result_error(db, res, err, errsz);
 		PQclear(res);
@@ -504,7 +574,7 @@ db_stored_hashes(struct db *db, int type, const char *ids,
 
 	snprintf(sql, sizeof(sql), "SELECT id, hash FROM %s WHERE id = ANY($1::integer[])",
 	    tables[type].name);
-	res = PQexecParams(db->conn, sql, 1, NULL, params, NULL, NULL, 0);
+	res = run(db, sql, 1, params, false);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		o = result_error(db, res, err, errsz);
 	else

@@ -29,6 +29,8 @@ struct db *db_new(void);
 /* Connect, creating the database if it is missing, and apply the schema. */
 enum outcome db_open(struct db *, char *err, size_t errsz);
 void	db_close(struct db *);
+/* Called about once a second while a statement runs (tblload's heartbeat). */
+void	db_set_wait_hook(void (*)(void));
 /*
  * One batch is one transaction: db_begin; db_stored_hashes to learn which
  * records are unchanged (found is called with each stored id and hash;

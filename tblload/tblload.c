@@ -153,6 +153,13 @@ write_state(double min_interval, const char *state)
 	state_commit(&sf);
 }
 
+/* While PostgreSQL works on a batch: the state file keeps its heartbeat. */
+static void
+heartbeat(void)
+{
+	write_state(1.0, "loading");
+}
+
 static void
 count_batch(double seconds)
 {
@@ -907,6 +914,7 @@ main(int argc, char *argv[])
 		state_open(&sf, "tblload");
 		write_state(0, "connecting");
 		db = db_new();
+		db_set_wait_hook(heartbeat);
 		reconnect();
 		log_msg(LOG_INFO, "🐘 Connected to PostgreSQL (%s), schema ready", db_describe(db));
 	}

@@ -33,6 +33,7 @@ log_level() {
 	"") min_rank=1 ;;
 	DEBUG | INFO | WARNING | ERROR | CRITICAL) min_rank=${level_rank[${1^^}]} ;;
 	WARN) min_rank=2 ;;
+	FATAL) min_rank=4 ;;	# as the tools accept it
 	*) return 1 ;;
 	esac
 }
