@@ -584,11 +584,10 @@ start_consumers(void)
 {
 	amqp_basic_consume_ok_t *ok;
 	char err[512];
-	int t;
+	int t, rc;
 
-	if (amq_declare_topology(conn, CH_CONSUME, err, sizeof(err)) < 0)
-		die(strstr(err, "406") || strstr(err, "PRECONDITION") ? EXIT_CONFIG : EXIT_TEMPFAIL,
-		    "RabbitMQ topology: %s", err);
+	if ((rc = amq_declare_topology(conn, CH_CONSUME, err, sizeof(err))) != 0)
+		die(rc, "RabbitMQ topology: %s", err);
 	amqp_basic_qos(conn, CH_CONSUME, 0, (uint16_t)opt.prefetch, 0);
 	if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL)
 		die(EXIT_TEMPFAIL, "RabbitMQ: basic.qos failed");

@@ -175,7 +175,11 @@ fill_from(int fd, const char *name)
 		}
 		if (e.has_body)
 			publish(e.type.p, e.type.n, e.body.p, e.body.n, &pretty);
-		else {
+		else if (!e.has_raw) {
+			log_msg(LOG_WARNING, "⚠️ %s:%llu: an envelope without a body; skipped",
+			    name, l.lineno);
+			invalid++;
+		} else {
 			buf_reset(&raw);
 			slice_decode(&raw, e.raw);
 			publish(e.type.p, e.type.n, raw.p ? raw.p : "", raw.len, &pretty);
@@ -207,7 +211,7 @@ main(int argc, char *argv[])
 	const char *err, *amqp;
 	char msg[512];
 	double t0;
-	int ch, fd, i;
+	int ch, i, rc, *fds;
 
 	log_init("amqp-fill");
 	opterr = 0;
@@ -246,21 +250,26 @@ main(int argc, char *argv[])
 	if ((conn = amq_connect(&url, "amqp-fill", &fail, msg, sizeof(msg))) == NULL)
 		die(fail == AMQ_REFUSED ? EXIT_CONFIG : EXIT_UNAVAILABLE, "RabbitMQ (%s): %s",
 		    url.redacted, msg);
-	if (opt.declare && amq_declare_topology(conn, 1, msg, sizeof(msg)) < 0)
-		die(EXIT_CONFIG, "RabbitMQ topology: %s", msg);
+	if (opt.declare && (rc = amq_declare_topology(conn, 1, msg, sizeof(msg))) != 0)
+		die(rc, "RabbitMQ topology: %s", msg);
 	amqp_confirm_select(conn, 1);
 	if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL)
 		die(EXIT_TEMPFAIL, "confirm.select failed");
 
+	/* Every file opened before the first publish: a missing one must not
+	 * stop the run halfway. */
+	fds = xcalloc((size_t)(argc - optind) + 1, sizeof(int));
+	for (i = optind; i < argc; i++)
+		if ((fds[i - optind] = open(argv[i], O_RDONLY | O_CLOEXEC)) < 0)
+			die(EXIT_USAGE, "%s: %s", argv[i], strerror(errno));
 	t0 = now_mono();
 	if (optind == argc)
 		fill_from(STDIN_FILENO, "stdin");
 	for (i = optind; i < argc; i++) {
-		if ((fd = open(argv[i], O_RDONLY | O_CLOEXEC)) < 0)
-			die(EXIT_USAGE, "%s: %s", argv[i], strerror(errno));
-		fill_from(fd, argv[i]);
-		close(fd);
+		fill_from(fds[i - optind], argv[i]);
+		close(fds[i - optind]);
 	}
+	free(fds);
 	await_confirms(0);
 
 	r = log_begin(LOG_INFO, "✅ Published");

@@ -413,15 +413,26 @@ amq_queue_name(int type, char *out, size_t outsz)
 	snprintf(out, outsz, "%s%s", AMQ_QUEUE_PREFIX, data_types[type]);
 }
 
+/* 0, or the exit status a failed RPC calls for: 78 when the broker refuses
+ * (403 access refused, 406 a queue declared with other arguments), 75
+ * otherwise (the connection or channel went away). */
 static int
 check(amqp_connection_state_t c, const char *what, char *err, size_t errsz)
 {
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
+	unsigned code = 0;
 
 	if (r.reply_type == AMQP_RESPONSE_NORMAL)
 		return 0;
 	amq_reply_error(r, what, err, errsz);
-	return -1;
+	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
+		if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
+			code = ((amqp_channel_close_t *)r.reply.decoded)->reply_code;
+		else if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
+			code = ((amqp_connection_close_t *)r.reply.decoded)->reply_code;
+	}
+	return code == AMQP_ACCESS_REFUSED || code == AMQP_PRECONDITION_FAILED ||
+	    code == AMQP_NOT_ALLOWED ? EXIT_CONFIG : EXIT_TEMPFAIL;
 }
 
 int
@@ -430,16 +441,16 @@ amq_declare_topology(amqp_connection_state_t c, amqp_channel_t ch, char *err, si
 	amqp_table_entry_t qargs[3], dlqargs[1];
 	amqp_table_t qt, dlqt;
 	char q[128], dlq[136];
-	int t;
+	int t, rc;
 
 	amqp_exchange_declare(c, ch, amqp_cstring_bytes(AMQ_EXCHANGE), amqp_cstring_bytes("topic"),
 	    0, 1, 0, 0, amqp_empty_table);
-	if (check(c, "exchange.declare " AMQ_EXCHANGE, err, errsz) < 0)
-		return -1;
+	if ((rc = check(c, "exchange.declare " AMQ_EXCHANGE, err, errsz)) != 0)
+		return rc;
 	amqp_exchange_declare(c, ch, amqp_cstring_bytes(AMQ_DLX), amqp_cstring_bytes("topic"),
 	    0, 1, 0, 0, amqp_empty_table);
-	if (check(c, "exchange.declare " AMQ_DLX, err, errsz) < 0)
-		return -1;
+	if ((rc = check(c, "exchange.declare " AMQ_DLX, err, errsz)) != 0)
+		return rc;
 	qargs[0] = entry_str("x-queue-type", "quorum");
 	qargs[1] = entry_str("x-dead-letter-exchange", AMQ_DLX);
 	qargs[2].key = amqp_cstring_bytes("x-delivery-limit");
@@ -454,19 +465,19 @@ amq_declare_topology(amqp_connection_state_t c, amqp_channel_t ch, char *err, si
 		amq_queue_name(t, q, sizeof(q));
 		snprintf(dlq, sizeof(dlq), "%s.dlq", q);
 		amqp_queue_declare(c, ch, amqp_cstring_bytes(dlq), 0, 1, 0, 0, dlqt);
-		if (check(c, "queue.declare (dead-letter queue)", err, errsz) < 0)
-			return -1;
+		if ((rc = check(c, "queue.declare (dead-letter queue)", err, errsz)) != 0)
+			return rc;
 		amqp_queue_bind(c, ch, amqp_cstring_bytes(dlq), amqp_cstring_bytes(AMQ_DLX),
 		    amqp_cstring_bytes(data_types[t]), amqp_empty_table);
-		if (check(c, "queue.bind (dead-letter queue)", err, errsz) < 0)
-			return -1;
+		if ((rc = check(c, "queue.bind (dead-letter queue)", err, errsz)) != 0)
+			return rc;
 		amqp_queue_declare(c, ch, amqp_cstring_bytes(q), 0, 1, 0, 0, qt);
-		if (check(c, "queue.declare", err, errsz) < 0)
-			return -1;
+		if ((rc = check(c, "queue.declare", err, errsz)) != 0)
+			return rc;
 		amqp_queue_bind(c, ch, amqp_cstring_bytes(q), amqp_cstring_bytes(AMQ_EXCHANGE),
 		    amqp_cstring_bytes(data_types[t]), amqp_empty_table);
-		if (check(c, "queue.bind", err, errsz) < 0)
-			return -1;
+		if ((rc = check(c, "queue.bind", err, errsz)) != 0)
+			return rc;
 	}
 	return 0;
 }

@@ -42,7 +42,9 @@ amqp_connection_state_t amq_connect(const struct amq_url *, const char *name,
 	    enum amq_fail *fail, char *err, size_t errsz);
 /* Open another channel. */
 int	amq_channel_open(amqp_connection_state_t, amqp_channel_t, char *err, size_t errsz);
-/* Declare the topology on a channel, in the original's order. */
+/* Declare the topology on a channel, in the original's order: 0, or the exit
+ * status the failure calls for (78: the broker refuses, e.g. a queue exists
+ * with other arguments; 75: the connection went away). */
 int	amq_declare_topology(amqp_connection_state_t, amqp_channel_t, char *err, size_t errsz);
 /* Passive declare: the number of ready messages, or -1 (err set) if the
  * queue is missing (the channel is then closed) or the call failed. */

@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,18 +254,19 @@ read_options(int argc, char *argv[])
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
+	bool size_set = false, interval_set = false;
 	int ch;
 
-	opt.size = env_ll("POSTGRES_BATCH_SIZE", opt.size, 1, 1000000);
-	opt.interval = env_double("POSTGRES_BATCH_FLUSH_INTERVAL", opt.interval, 0, 86400);
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":s:i:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			opt.size = opt_ll("--size", optarg, 1, 1000000);
+			size_set = true;
 			break;
 		case 'i':
 			opt.interval = opt_double("--interval", optarg, 0, 86400);
+			interval_set = true;
 			break;
 		case 'B':
 			opt.max_bytes = (size_t)opt_ll("--max-bytes", optarg, 1, 1LL << 32);
@@ -282,6 +284,11 @@ read_options(int argc, char *argv[])
 	}
 	if (optind != argc)
 		die_operand(argv[optind]);
+	/* The environment only for what the options left unset. */
+	if (!size_set)
+		opt.size = env_ll("POSTGRES_BATCH_SIZE", opt.size, 1, 1000000);
+	if (!interval_set)
+		opt.interval = env_double("POSTGRES_BATCH_FLUSH_INTERVAL", opt.interval, 0, 86400);
 }
 
 int

@@ -174,9 +174,12 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 	if (json_object_object_get_ex(body, "type", &t) &&
 	    !(json_object_is_type(t, json_type_string) &&
 	    strcmp(json_object_get_string(t), "data") == 0)) {
-		if (!json_object_is_type(t, json_type_string) ||
-		    json_object_get_string_len(t) == 0) {
+		if (!json_object_is_type(t, json_type_string)) {
 			put_invalid(out, &o, l, "type member is not a string", bp, bn, c);
+			goto done;
+		}
+		if (json_object_get_string_len(t) == 0) {
+			put_invalid(out, &o, l, "type member is empty", bp, bn, c);
 			goto done;
 		}
 		/* A control message, such as file_complete. */

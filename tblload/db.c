@@ -210,18 +210,22 @@ classify_state(const char *st)
 static enum outcome
 result_error(struct db *db, PGresult *res, char *err, size_t errsz)
 {
-	const char *st = NULL, *msg, *ctx;
+	const char *st = NULL, *msg, *ctx, *det;
 	char full[1024];
 
 	if (res != NULL) {
 		st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		det = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
 		ctx = PQresultErrorField(res, PG_DIAG_CONTEXT);
 		if (msg == NULL)
 			msg = PQerrorMessage(db->conn);
-		snprintf(full, sizeof(full), "%s%s%s", msg, ctx ? " (" : "", ctx ? ctx : "");
-		if (ctx)
-			strncat(full, ")", sizeof(full) - strlen(full) - 1);
+		/* A refused row's reason is the message and its detail; the context
+		 * of a COPY names the staging table and repeats the row. */
+		if (classify_state(st) == OUT_DATA)
+			ctx = NULL;
+		snprintf(full, sizeof(full), "%s%s%s%s%s%s", msg, det ? ": " : "", det ? det : "",
+		    ctx ? " (" : "", ctx ? ctx : "", ctx ? ")" : "");
 	} else
 		snprintf(full, sizeof(full), "%s", PQerrorMessage(db->conn));
 	set_err(err, errsz, st, full);

@@ -93,7 +93,7 @@ static const char *usage_text =
     "      --rejects file     append every rejected message, with its reason, as NDJSON\n"
     "      --retry-max s      how long to retry while PostgreSQL is unavailable\n"
     "                         (default TBLLOAD_RETRY_MAX or 300; 0 retries forever)\n"
-    "      --dry-run          print the rows that would be written, as NDJSON; no database\n"
+    "  -n, --dry-run          print the rows that would be written, as NDJSON; no database\n"
     "      --copy-out dir     write the rows as COPY text files <table>.copy; no database\n"
     "      --max-line n       longest line read whole (default 67108864)\n"
     "  -h, --help             show this help\n"
@@ -699,7 +699,8 @@ process_batch(struct batch *b)
 		by_type[type].updated += t.updated;
 		by_type[type].unchanged += t.unchanged;
 		by_type[type].rejected += t.rejected - t.invalid;
-		lr = log_begin(LOG_INFO, "✅ Batch committed");
+		lr = log_begin(LOG_INFO, opt.dry_run || opt.copy_out ? "📝 Batch written (no database)" :
+		    "✅ Batch committed");
 		log_str(lr, "type", data_types[type]);
 		log_int(lr, "size", (long long)b->nrec);
 		log_int(lr, "inserted", t.inserted);

@@ -158,7 +158,7 @@ sanitized() {
 @test "poison becomes an invalid envelope with its reason, the stream goes on, exit status 1" {
 	printf '%s\n' '{"id":"1","name":"a"}' 'not json' '["id","1"]' '"just a string"' \
 		'{"name":"x"}' '{"id":"abc"}' '{"id":"0"}' '{"id":"-5"}' '{"id":2147483648}' \
-		'{"id":null}' '{"id":1.5}' '{"id":"1e3"}' '{"type":5,"id":"1"}' \
+		'{"id":null}' '{"id":1.5}' '{"id":"1e3"}' '{"type":5,"id":"1"}' '{"type":"","id":"1"}' \
 		'{"id":"2147483647"}' >"$BATS_TEST_TMPDIR/in"
 	printf '{"id":"9","n":"\xff"}\n{"id":"9","n":"\xc0\xaf"}\n{"id":"9","n":"\xed\xa0\x80"}\n' >>"$BATS_TEST_TMPDIR/in"
 	printf '{"id":"10","n":"a\x00b"}\n{"id":"11","n":"a\tb"}\n{"id":"12"}\n' >>"$BATS_TEST_TMPDIR/in"
@@ -178,6 +178,7 @@ sanitized() {
 		{"type":"labels","invalid":"$bad","raw":"{\"id\":1.5}"}
 		{"type":"labels","invalid":"$bad","raw":"{\"id\":\"1e3\"}"}
 		{"type":"labels","invalid":"type member is not a string","raw":"{\"type\":5,\"id\":\"1\"}"}
+		{"type":"labels","invalid":"type member is empty","raw":"{\"type\":\"\",\"id\":\"1\"}"}
 		{"type":"labels","id":2147483647,"sha256":"$(sha '{"id":"2147483647"}')","body":{"id":"2147483647"}}
 		{"type":"labels","invalid":"not JSON: invalid utf-8 string","raw":"{\"id\":\"9\",\"n\":\"\ufffd\"}"}
 		{"type":"labels","invalid":"not JSON: invalid utf-8 string","raw":"{\"id\":\"9\",\"n\":\"\ufffd\ufffd\"}"}
@@ -188,10 +189,10 @@ sanitized() {
 	EOF
 	# One warning per invalid line, naming the line and the reason.
 	run -0 jq -r 'select(.level == "warning") | "\(.line) \(.reason)"' <<<"$stderr"
-	assert_equal 17 "${#lines[@]}"
+	assert_equal 18 "${#lines[@]}"
 	assert_line 0 "2 not JSON: null expected"
-	assert_line 16 "19 not JSON: raw control character U+0009"
-	summary | jq -e '.lines == 20 and .records == 3 and .invalid == 17'
+	assert_line 17 "20 not JSON: raw control character U+0009"
+	summary | jq -e '.lines == 21 and .records == 3 and .invalid == 18'
 }
 
 @test "envelope poison: unknown type, malformed envelope, raw bodies; conn and tag kept when readable" {
