@@ -24,6 +24,7 @@ struct db {
 	const char	*dbname;
 	char		 where[320];
 	struct buf	 sql[NTABLES];	/* upsert statement per record type */
+	char		 sqlstate[6];	/* of the last error */
 };
 
 static void (*wait_hook)(void);
@@ -229,6 +230,7 @@ result_error(struct db *db, PGresult *res, char *err, size_t errsz)
 	} else
 		snprintf(full, sizeof(full), "%s", PQerrorMessage(db->conn));
 	set_err(err, errsz, st, full);
+	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", st ? st : "");
 	if (PQstatus(db->conn) != CONNECTION_OK)
 		return OUT_TRANSIENT;
 	return classify_state(st);
@@ -452,17 +454,20 @@ db_open(struct db *db, char *err, size_t errsz)
 }
 
 static enum outcome
-copy_in(struct db *db, enum table t, const struct buf *rows, char *err, size_t errsz)
+copy_in(struct db *db, enum table t, bool staged, const struct buf *rows, char *err,
+    size_t errsz)
 {
 	const char *const *c;
 	struct buf sql = { 0 };
 	PGresult *res;
 	enum outcome o = OUT_OK;
 
-	buf_printf(&sql, "COPY tbl_stage_%s (", tables[t].name);
+	if (rows->len == 0)
+		return OUT_OK;
+	buf_printf(&sql, "COPY %s%s (", staged ? "tbl_stage_" : "", tables[t].name);
 	for (c = tables[t].columns; *c; c++)
 		buf_printf(&sql, "%s\"%s\"", c == tables[t].columns ? "" : ", ", *c);
-	buf_adds(&sql, t >= T_RELEASE_LABELS ? ", ord) FROM STDIN" : ") FROM STDIN");
+	buf_adds(&sql, staged && t >= T_RELEASE_LABELS ? ", ord) FROM STDIN" : ") FROM STDIN");
 	res = run(db, sql.p, 0, NULL, true);
 	buf_free(&sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -487,32 +492,56 @@ copy_in(struct db *db, enum table t, const struct buf *rows, char *err, size_t e
 	return o;
 }
 
-/* Replace the link rows of the releases that changed. */
+/* Run one statement with an integer-array parameter, or none. */
 static enum outcome
-replace_links(struct db *db, const char *ids, char *err, size_t errsz)
+run_cmd(struct db *db, const char *sql, const char *ids, char *err, size_t errsz)
 {
-	static const char *const sql[] = {
-		"DELETE FROM release_labels WHERE release_id = ANY($1::integer[])",
-		"INSERT INTO release_labels (release_id, label_id, catno) "
-		    "SELECT release_id, label_id, catno FROM tbl_stage_release_labels "
-		    "WHERE release_id = ANY($1::integer[]) ORDER BY release_id, ord",
-		"DELETE FROM release_artists WHERE release_id = ANY($1::integer[])",
-		"INSERT INTO release_artists (release_id, artist_id, name, anv, \"join\", role, extra) "
-		    "SELECT release_id, artist_id, name, anv, \"join\", role, extra "
-		    "FROM tbl_stage_release_artists "
-		    "WHERE release_id = ANY($1::integer[]) ORDER BY release_id, ord",
-	};
 	const char *params[1] = { ids };
-	PGresult *res;
+	PGresult *res = run(db, sql, ids ? 1 : 0, params, false);
 	enum outcome o = OUT_OK;
-	size_t i;
 
-	for (i = 0; i < NELEM(sql) && o == OUT_OK; i++) {
-		res = run(db, sql[i], 1, params, false);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			o = result_error(db, res, err, errsz);
-		PQclear(res);
-	}
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		o = result_error(db, res, err, errsz);
+	PQclear(res);
+	return o;
+}
+
+/*
+ * Replace the link rows of the releases the upsert wrote. Only the updated
+ * ones can have old links to delete; the staged links of every written
+ * release go in, without a filter when every staged release was written
+ * (a first load, and most batches).
+ */
+static enum outcome
+replace_links(struct db *db, const char *written, const char *updated, bool all,
+    char *err, size_t errsz)
+{
+	enum outcome o = OUT_OK;
+
+	if (updated != NULL)
+		o = run_cmd(db, "DELETE FROM release_labels WHERE release_id = ANY($1::integer[]); ",
+		    updated, err, errsz);
+	if (o == OUT_OK && updated != NULL)
+		o = run_cmd(db, "DELETE FROM release_artists WHERE release_id = ANY($1::integer[])",
+		    updated, err, errsz);
+	if (o != OUT_OK)
+		return o;
+	if (all)
+		return run_cmd(db,
+		    "INSERT INTO release_labels (release_id, label_id, catno) "
+		    "SELECT release_id, label_id, catno FROM tbl_stage_release_labels "
+		    "ORDER BY release_id, ord; "
+		    "INSERT INTO release_artists (release_id, artist_id, name, anv, \"join\", role, extra) "
+		    "SELECT release_id, artist_id, name, anv, \"join\", role, extra "
+		    "FROM tbl_stage_release_artists ORDER BY release_id, ord", NULL, err, errsz);
+	o = run_cmd(db, "INSERT INTO release_labels (release_id, label_id, catno) "
+	    "SELECT release_id, label_id, catno FROM tbl_stage_release_labels "
+	    "WHERE release_id = ANY($1::integer[]) ORDER BY release_id, ord", written, err, errsz);
+	if (o == OUT_OK)
+		o = run_cmd(db, "INSERT INTO release_artists (release_id, artist_id, name, anv, "
+		    "\"join\", role, extra) SELECT release_id, artist_id, name, anv, \"join\", role, "
+		    "extra FROM tbl_stage_release_artists WHERE release_id = ANY($1::integer[]) "
+		    "ORDER BY release_id, ord", written, err, errsz);
 	return o;
 }
 
@@ -520,7 +549,7 @@ static enum outcome
 upsert(struct db *db, int type, long long nrecords, struct upsert_counts *uc,
     char *err, size_t errsz)
 {
-	struct buf ids = { 0 };
+	struct buf ids = { 0 }, upd = { 0 };
 	PGresult *res;
 	enum outcome o = OUT_OK;
 	int i, n;
@@ -534,20 +563,26 @@ upsert(struct db *db, int type, long long nrecords, struct upsert_counts *uc,
 	n = PQntuples(res);
 	uc->inserted = uc->updated = 0;
 	buf_addc(&ids, '{');
+	buf_addc(&upd, '{');
 	for (i = 0; i < n; i++) {
 		if (PQgetvalue(res, i, 1)[0] == 't')
 			uc->inserted++;
-		else
-			uc->updated++;
+		else {
+			if (uc->updated++)
+				buf_addc(&upd, ',');
+			buf_adds(&upd, PQgetvalue(res, i, 0));
+		}
 		if (i)
 			buf_addc(&ids, ',');
 		buf_adds(&ids, PQgetvalue(res, i, 0));
 	}
-	buf_add(&ids, "}", 2);
+	buf_addc(&ids, '}');
+	buf_addc(&upd, '}');
 	uc->unchanged = nrecords - n;
 	PQclear(res);
 	if (type == T_RELEASES && n > 0)
-		o = replace_links(db, ids.p, err, errsz);
+		o = replace_links(db, ids.p, uc->updated ? upd.p : NULL, n == nrecords, err, errsz);
+	buf_free(&upd);
 	buf_free(&ids);
 	return o;
 }
@@ -594,14 +629,32 @@ db_write(struct db *db, int type, struct sink *rows, long long nrecords,
 {
 	enum outcome o;
 
-	o = copy_in(db, (enum table)type, &rows->out[type], err, errsz);
+	o = copy_in(db, (enum table)type, true, &rows->out[type], err, errsz);
 	if (o == OUT_OK && type == T_RELEASES) {
-		o = copy_in(db, T_RELEASE_LABELS, &rows->out[T_RELEASE_LABELS], err, errsz);
+		o = copy_in(db, T_RELEASE_LABELS, true, &rows->out[T_RELEASE_LABELS], err, errsz);
 		if (o == OUT_OK)
-			o = copy_in(db, T_RELEASE_ARTISTS, &rows->out[T_RELEASE_ARTISTS], err, errsz);
+			o = copy_in(db, T_RELEASE_ARTISTS, true, &rows->out[T_RELEASE_ARTISTS],
+			    err, errsz);
 	}
 	if (o == OUT_OK)
 		o = upsert(db, type, nrecords, uc, err, errsz);
+	return o;
+}
+
+enum outcome
+db_copy_new(struct db *db, int type, struct sink *rows, char *err, size_t errsz)
+{
+	enum outcome o;
+	int t;
+
+	for (t = type, o = OUT_OK; o == OUT_OK && t < NTABLES; t++) {
+		if (t != type && (type != T_RELEASES || t < T_RELEASE_LABELS))
+			continue;
+		o = copy_in(db, (enum table)t, false, &rows->out[t], err, errsz);
+	}
+	/* Someone else stored one of these ids since we asked. */
+	if (o == OUT_DATA && strcmp(db->sqlstate, "23505") == 0)
+		return OUT_CONFLICT;
 	return o;
 }
 

@@ -13,7 +13,8 @@ enum outcome {
 	OUT_TRANSIENT,	/* connection lost, server restarting, deadlock: retry later */
 	OUT_DATA,	/* PostgreSQL refuses some row of the batch: split it */
 	OUT_CONFIG,	/* bad credentials, missing privileges, broken schema: stop */
-	OUT_FATAL	/* anything else: stop without settling */
+	OUT_FATAL,	/* anything else: stop without settling */
+	OUT_CONFLICT	/* a record COPYed as new exists now: redo it as an upsert */
 };
 
 struct db;
@@ -34,9 +35,10 @@ void	db_set_wait_hook(void (*)(void));
 /*
  * One batch is one transaction: db_begin; db_stored_hashes to learn which
  * records are unchanged (found is called with each stored id and hash;
- * ids is an integer array literal, "{1,2,3}"); db_write with the rows of
- * the others (COPY into staging, upsert, link rows); db_commit. After a
- * failure, db_rollback.
+ * ids is an integer array literal, "{1,2,3}"); db_copy_new with the rows of
+ * the records not stored yet; db_write with the rows of the changed ones
+ * (COPY into staging, upsert, link rows); db_commit. After a failure,
+ * db_rollback.
  */
 enum outcome db_begin(struct db *, char *err, size_t errsz);
 enum outcome db_stored_hashes(struct db *, int type, const char *ids,
@@ -44,6 +46,9 @@ enum outcome db_stored_hashes(struct db *, int type, const char *ids,
 	    char *err, size_t errsz);
 enum outcome db_write(struct db *, int type, struct sink *, long long nrecords,
 	    struct upsert_counts *, char *err, size_t errsz);
+/* COPY rows straight into their tables (records not stored yet, and their
+ * link rows); OUT_CONFLICT if one of them was stored meanwhile. */
+enum outcome db_copy_new(struct db *, int type, struct sink *, char *err, size_t errsz);
 enum outcome db_commit(struct db *, char *err, size_t errsz);
 void	db_rollback(struct db *);
 /* Where the connection goes, for messages (never the password). */

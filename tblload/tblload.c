@@ -30,6 +30,10 @@
 
 enum kind { R_RECORD, R_CONTROL, R_INVALID };
 
+/* What the database holds of a group's id: nothing, the same record, or
+ * another version of it. */
+enum { G_NEW, G_SAME, G_CHANGED };
+
 struct rec {
 	enum kind	 kind;
 	size_t		 off, len;	/* the line, in the batch arena */
@@ -50,7 +54,7 @@ struct batch {
 	size_t		 nrec;
 	size_t		*grp;		/* start of each id's group in order[] */
 	size_t		 ngrp;
-	unsigned char	*same;		/* per group: stored with the same hash */
+	unsigned char	*known;		/* per group: G_NEW, G_SAME or G_CHANGED */
 };
 
 struct totals {
@@ -344,8 +348,8 @@ batch_prepare(struct batch *b)
 
 	b->order = xrealloc(b->order, (b->n ? b->n : 1) * sizeof(size_t));
 	b->grp = xrealloc(b->grp, (b->n + 1) * sizeof(size_t));
-	b->same = xrealloc(b->same, b->n + 1);
-	memset(b->same, 0, b->n + 1);
+	b->known = xrealloc(b->known, b->n + 1);
+	memset(b->known, G_NEW, b->n + 1);
 	b->nrec = b->ngrp = 0;
 	for (i = 0; i < b->n; i++) {
 		r = &b->r[i];
@@ -405,26 +409,25 @@ winner(struct batch *b, size_t g)
 
 /* ---- writing ------------------------------------------------------------ */
 
-/* Rows for the groups [lo, hi) not known to be stored unchanged; returns
- * how many records gave rows. A record whose body gives none keeps the
- * reason in build_err and is counted in *failed. */
+/* Rows for the groups [lo, hi) whose state is in mask (bit 1 << G_*), into
+ * sk; returns how many records gave rows. A record whose body gives none
+ * keeps the reason in build_err and is counted in *failed. */
 static size_t
-build_rows(struct batch *b, size_t lo, size_t hi, int type, size_t *failed)
+build_rows(struct batch *b, size_t lo, size_t hi, int type, unsigned mask, struct sink *sk,
+    size_t *failed)
 {
 	struct rec *r;
 	char sha[65];
 	size_t g, n = 0;
 
-	sink_reset(&sink);
-	*failed = 0;
 	for (g = lo; g < hi; g++) {
 		r = winner(b, g);
-		r->build_err = NULL;
-		if (b->same[g])
+		if (!(mask & (1u << b->known[g])))
 			continue;
+		r->build_err = NULL;
 		memcpy(sha, r->e.sha256.p, 64);
 		sha[64] = '\0';
-		if (rows_build(&sink, type, r->e.id, sha, r->e.body, &r->build_err) == 0)
+		if (rows_build(sk, type, r->e.id, sha, r->e.body, &r->build_err) == 0)
 			n++;
 		else
 			(*failed)++;
@@ -437,9 +440,9 @@ struct hashcheck {
 	size_t		 lo, hi;
 };
 
-/* A stored id and hash: mark its group when the hash is the one we have. */
+/* A stored id and hash: its group is unchanged or changed. */
 static void
-mark_same(long long id, const char *hash, void *arg)
+mark_stored(long long id, const char *hash, void *arg)
 {
 	struct hashcheck *hc = arg;
 	size_t l = hc->lo, h = hc->hi, m;
@@ -452,9 +455,9 @@ mark_same(long long id, const char *hash, void *arg)
 		else
 			h = m;
 	}
-	if (l < hc->hi && (r = winner(hc->b, l))->e.id == id && strlen(hash) == 64 &&
-	    memcmp(hash, r->e.sha256.p, 64) == 0)
-		hc->b->same[l] = 1;
+	if (l < hc->hi && (r = winner(hc->b, l))->e.id == id)
+		hc->b->known[l] = strlen(hash) == 64 && memcmp(hash, r->e.sha256.p, 64) == 0 ?
+		    G_SAME : G_CHANGED;
 }
 
 static void
@@ -469,32 +472,51 @@ ids_literal(struct batch *b, size_t lo, size_t hi, struct buf *out)
 	buf_addc(out, '}');
 }
 
-/* One try at committing groups [lo, hi): ask which are stored unchanged,
- * write the others, commit. */
+/*
+ * One try at committing groups [lo, hi): ask which ids are stored and with
+ * which hash; COPY the records not stored yet straight into their tables
+ * (as a plain COPY would: a first load costs no more than one), and upsert
+ * the changed ones through the staging table; commit. With upsert_all, new
+ * records take the upsert path too (after a conflict with another writer).
+ */
 static enum outcome
-try_commit(struct batch *b, size_t lo, size_t hi, int type, struct upsert_counts *uc,
-    char *err, size_t errsz)
+try_commit(struct batch *b, size_t lo, size_t hi, int type, bool upsert_all,
+    struct upsert_counts *uc, char *err, size_t errsz)
 {
 	static struct buf ids;
+	static struct sink fresh = { .fmt = SINK_COPY, .with_ord = 0 };
 	struct hashcheck hc = { b, lo, hi };
 	enum outcome o;
-	size_t n = 0, failed = 0;
+	size_t nnew = 0, nchanged = 0, failed = 0;
+	unsigned upsert_mask = 1u << G_CHANGED;
 
-	memset(b->same + lo, 0, hi - lo);
+	memset(b->known + lo, G_NEW, hi - lo);
 	memset(uc, 0, sizeof(*uc));
 	sink_reset(&sink);
+	sink_reset(&fresh);
 	o = db_begin(db, err, errsz);
 	if (o == OUT_OK) {
 		ids_literal(b, lo, hi, &ids);
-		o = db_stored_hashes(db, type, ids.p, mark_same, &hc, err, errsz);
+		o = db_stored_hashes(db, type, ids.p, mark_stored, &hc, err, errsz);
 	}
-	if (o == OUT_OK && (n = build_rows(b, lo, hi, type, &failed)) > 0)
-		o = db_write(db, type, &sink, (long long)n, uc, err, errsz);
+	if (o == OUT_OK) {
+		if (upsert_all)
+			upsert_mask |= 1u << G_NEW;
+		else
+			nnew = build_rows(b, lo, hi, type, 1u << G_NEW, &fresh, &failed);
+		nchanged = build_rows(b, lo, hi, type, upsert_mask, &sink, &failed);
+	}
+	if (o == OUT_OK && nnew > 0)
+		o = db_copy_new(db, type, &fresh, err, errsz);
+	if (o == OUT_OK && nchanged > 0)
+		o = db_write(db, type, &sink, (long long)nchanged, uc, err, errsz);
 	if (o == OUT_OK)
 		o = db_commit(db, err, errsz);
 	if (o != OUT_OK)
 		db_rollback(db);
-	uc->unchanged += (long long)(hi - lo - n - failed);
+	uc->inserted += (long long)nnew;
+	uc->unchanged += (long long)(hi - lo - nnew - nchanged - failed);
+	sink.nuls += fresh.nuls;
 	return o;
 }
 
@@ -589,9 +611,10 @@ commit_range(struct batch *b, size_t lo, size_t hi, int type, struct totals *t)
 	enum outcome o;
 	size_t mid, i;
 	int attempt = 0;
+	bool upsert_all = false;
 
 	for (;;) {
-		o = try_commit(b, lo, hi, type, &uc, err, sizeof(err));
+		o = try_commit(b, lo, hi, type, upsert_all, &uc, err, sizeof(err));
 		switch (o) {
 		case OUT_OK:
 			outage_since = 0;
@@ -622,6 +645,11 @@ commit_range(struct batch *b, size_t lo, size_t hi, int type, struct totals *t)
 				settle_one(&b->r[b->order[i]], false, NULL);
 			flush_settle();
 			return;
+		case OUT_CONFLICT:
+			/* Another writer stored one of the new ids meanwhile. */
+			log_msg(LOG_DEBUG, "A new record was stored by someone else: upserting all");
+			upsert_all = true;
+			continue;
 		case OUT_CONFIG:
 			die(EXIT_CONFIG, "PostgreSQL (%s): %s", db_describe(db), err);
 		case OUT_FATAL:
@@ -635,10 +663,11 @@ static void
 write_offline(struct batch *b, int type, struct totals *t)
 {
 	struct rec *w;
-	size_t g, built, failed;
+	size_t g, built, failed = 0;
 	int k;
 
-	built = build_rows(b, 0, b->ngrp, type, &failed);
+	sink_reset(&sink);
+	built = build_rows(b, 0, b->ngrp, type, 1u << G_NEW, &sink, &failed);
 	for (g = 0; g < b->ngrp; g++)
 		if ((w = winner(b, g))->build_err != NULL) {
 			reject(b, w, w->build_err);

@@ -557,3 +557,32 @@ labels 1 1 0 0 0 0" "$(batch_logs "$stderr")"
 	done
 	final_log "$stderr" | jq -e '.inserted == 3 and .rejected == 2 and .controls == 1'
 }
+
+@test "a new record another writer stores meanwhile: the batch is redone as an upsert" {
+	# Another session inserts id 1 and holds its transaction open; tblload,
+	# which saw no id 1, COPYs it as new, waits on that session, then gets a
+	# unique violation and must redo the whole batch through the upsert.
+	local b1='{"id":"1","name":"one"}' b2='{"id":"2","name":"two"}' b3='{"id":"3","name":"three"}'
+	{ envl artists 1 "$b1" c1 1; envl artists 2 "$b2" c1 2; envl artists 3 "$b3" c1 3; } |
+		frame >"$T/in"
+	tblload </dev/null 2>/dev/null	# the schema
+	coproc OTHER { psql -XAtq -v ON_ERROR_STOP=1 -d "$POSTGRES_DATABASE"; }
+	echo "BEGIN; INSERT INTO artists (id, name, hash, data) VALUES (1, 'other', 'x', '{}'); SELECT 'in';" >&"${OTHER[1]}"
+	read -r -t 10 line <&"${OTHER[0]}"
+	[[ $line == in ]]
+	tblload --acks "$T/acks" <"$T/in" 2>"$T/err" &
+	local loader=$!
+	# tblload blocks on the uncommitted row (asked again at every try).
+	blocked() {
+		[[ $(psqlq -c "SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = 'tblload' AND wait_event_type = 'Lock'") == 1 ]]
+	}
+	wait_until 10 blocked
+	echo "COMMIT;" >&"${OTHER[1]}"
+	wait "$loader"
+	# Its version of id 1 won (the hashes differ), 2 and 3 are new, all acked.
+	assert_equal "1|one 2|two 3|three" "$(psqlq -c 'SELECT id, name FROM artists ORDER BY id' | xargs)"
+	assert_equal "artists 3 2 1 0 0 0" "$(batch_logs "$(cat "$T/err")")"
+	assert_equal 3 "$(grep -c '"op":"ack"' "$T/acks")"
+	! grep -q '"level":"error"' "$T/err"
+}
