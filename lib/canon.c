@@ -235,7 +235,8 @@ json_parse_strict(const char *s, size_t n, const char **err)
 	if (tok == NULL) {
 		if ((tok = json_tokener_new_ex(JSON_MAX_DEPTH)) == NULL)
 			die(EXIT_TEMPFAIL, "out of memory creating a JSON parser");
-		json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+		/* UTF-8 is checked strictly by check_utf8: json-c's check lets overlong forms and surrogates through. */
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	}
 	json_tokener_reset(tok);
 	if (n > 0x7fffffff) {
