@@ -70,7 +70,6 @@ static bool out_closed, out_is_pipe;
 static int fifo_fd = -1;
 static struct linereader fifo;
 static bool fifo_eof;
-static volatile sig_atomic_t got_signal;
 static bool stopping;		/* cancelling consumers, then draining */
 static double drain_deadline;
 static uint64_t captured_tag;	/* capture mode: last tag written, not yet synced */
@@ -109,19 +108,6 @@ static const char *usage_text =
     "  -h, --help              show this help\n"
     "  -V, --version           show the version\n"
     "The broker is AMQP_CONNECTION (amqp://user:password@host:port/vhost).\n";
-
-static noreturn void
-usage(int status)
-{
-	fputs(usage_text, status == 0 ? stdout : stderr);
-	exit(status);
-}
-
-static void
-on_signal(int sig)
-{
-	got_signal = sig;
-}
 
 static void write_state(double, const char *);
 
@@ -698,7 +684,7 @@ read_options(int argc, char *argv[])
 			opt.drain_timeout = opt_double("--drain-timeout", optarg, 0, 86400);
 			break;
 		case 'h':
-			usage(EXIT_OK);
+			print_usage(usage_text);
 		case 'V':
 			print_version();
 		default:
@@ -868,7 +854,7 @@ finish(void)
 	log_end(r);
 	write_state(0, "stopped");
 	amq_close(conn);
-	status = got_signal || unsettled == 0 ? EXIT_OK : EXIT_TEMPFAIL;
+	status = stop_signal || unsettled == 0 ? EXIT_OK : EXIT_TEMPFAIL;
 	exit(status);
 }
 
@@ -914,8 +900,8 @@ run(void)
 
 		now = now_mono();
 		report_progress(now);
-		if (got_signal && !stopping)
-			stop_consuming(got_signal == SIGINT ? "SIGINT" : "SIGTERM");
+		if (stop_signal && !stopping)
+			stop_consuming(stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
 		for (t = 0; t < NTYPES; t++)
 			if (cons[t].cancel_at > 0 && now >= cons[t].cancel_at) {
 				cons[t].cancel_at = 0;
@@ -976,18 +962,13 @@ run(void)
 int
 main(int argc, char *argv[])
 {
-	struct sigaction sa;
 	struct logrec *r;
 	int t;
 
 	log_init("amqp-drain");
 	read_options(argc, argv);
 	ignore_sigpipe();
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
-		die(EXIT_SOFTWARE, "sigaction: %s", strerror(errno));
+	catch_stop_signals();
 	connect_broker();
 	if (opt.check)
 		check_depths();

@@ -46,13 +46,6 @@ static const char *usage_text =
     "  -V, --version       show the version\n"
     "The broker is AMQP_CONNECTION (amqp://user:password@host:port/vhost).\n";
 
-static noreturn void
-usage(int status)
-{
-	fputs(usage_text, status == 0 ? stdout : stderr);
-	exit(status);
-}
-
 /* Handle one frame from the broker: confirms and returns. */
 static void
 handle_frame(const amqp_frame_t *f)
@@ -235,7 +228,7 @@ main(int argc, char *argv[])
 			opt.declare = false;
 			break;
 		case 'h':
-			usage(EXIT_OK);
+			print_usage(usage_text);
 		case 'V':
 			print_version();
 		default:

@@ -1,4 +1,8 @@
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -25,4 +29,32 @@ noreturn void
 die_operand(const char *arg)
 {
 	die(EXIT_USAGE, "unexpected argument '%s' (see %s --help)", arg, progname);
+}
+
+noreturn void
+print_usage(const char *text)
+{
+	if (fputs(text, stdout) == EOF || fflush(stdout) == EOF)
+		exit(EXIT_TEMPFAIL);
+	exit(EXIT_OK);
+}
+
+volatile sig_atomic_t stop_signal;
+
+static void
+on_stop_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+void
+catch_stop_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+		die(EXIT_SOFTWARE, "sigaction: %s", strerror(errno));
 }

@@ -2,6 +2,7 @@
 #ifndef TBL_CLI_H
 #define TBL_CLI_H
 
+#include <signal.h>
 #include <stdnoreturn.h>
 
 /*
@@ -12,5 +13,13 @@
 noreturn void die_bad_option(int ch, char *const argv[]);
 /* An operand the tool does not take: exit 64 with a JSON log line. */
 noreturn void die_operand(const char *arg);
+
+/* Print a tool's usage text on stdout (checked) and exit 0. */
+noreturn void print_usage(const char *text);
+
+/* SIGTERM and SIGINT only set stop_signal (to the signal's number); the
+ * tools look at it in their loops. */
+extern volatile sig_atomic_t stop_signal;
+void	catch_stop_signals(void);
 
 #endif

@@ -45,7 +45,6 @@ static struct {
 static struct group groups[MAX_GROUPS];
 static int ngroups;
 static unsigned long long nbatches, nlines, nrecords, npassed;
-static volatile sig_atomic_t stopping;
 
 static const char *usage_text =
     "usage: tblbatch [-s size] [-i seconds] [--max-bytes n] [--max-line n]\n"
@@ -56,20 +55,6 @@ static const char *usage_text =
     "      --max-line n      longest line read whole (default 67108864)\n"
     "  -h, --help            show this help\n"
     "  -V, --version         show the version\n";
-
-static noreturn void
-usage(int status)
-{
-	fputs(usage_text, status == 0 ? stdout : stderr);
-	exit(status);
-}
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
 
 /* Write one batch: its header, then its lines. */
 static void
@@ -200,7 +185,7 @@ handle_line(const struct line *l)
 	buf_addc(&g->lines, '\n');
 	g->n++;
 	nrecords++;
-	if (g->n >= opt.size || g->lines.len >= opt.max_bytes || stopping)
+	if (g->n >= opt.size || g->lines.len >= opt.max_bytes || stop_signal)
 		flush_group(g);
 }
 
@@ -215,7 +200,7 @@ flush_due(void)
 		if (groups[i].n == 0)
 			continue;
 		due = groups[i].oldest + opt.interval;
-		if (due <= now || stopping)
+		if (due <= now || stop_signal)
 			flush_group(&groups[i]);
 		else if (next < 0 || due < next)
 			next = due;
@@ -275,7 +260,7 @@ read_options(int argc, char *argv[])
 			opt.max_line = (size_t)opt_ll("--max-line", optarg, 1024, 1LL << 31);
 			break;
 		case 'h':
-			usage(EXIT_OK);
+			print_usage(usage_text);
 		case 'V':
 			print_version();
 		default:
@@ -295,7 +280,6 @@ int
 main(int argc, char *argv[])
 {
 	struct linereader in;
-	struct sigaction sa;
 	struct pollfd pfd;
 	struct logrec *r;
 	struct line l;
@@ -304,11 +288,7 @@ main(int argc, char *argv[])
 	log_init("tblbatch");
 	read_options(argc, argv);
 	ignore_sigpipe();
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
-		die(EXIT_SOFTWARE, "sigaction: %s", strerror(errno));
+	catch_stop_signals();
 
 	lr_init(&in, STDIN_FILENO, opt.max_line);
 	for (;;) {
@@ -316,7 +296,7 @@ main(int argc, char *argv[])
 			handle_line(&l);
 		if (rc < 0)
 			break;
-		if (stopping && !was_stopping) {
+		if (stop_signal && !was_stopping) {
 			/* Asked to stop: write what is held, then pass the rest through as it comes. */
 			log_msg(LOG_INFO, "🛑 Stop requested: flushing every batch now");
 			was_stopping = 1;

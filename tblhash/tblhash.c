@@ -47,13 +47,6 @@ static const char *usage_text =
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n";
 
-static noreturn void
-usage(int status)
-{
-	fputs(usage_text, status == 0 ? stdout : stderr);
-	exit(status);
-}
-
 /* The record id: "id" (or "@id"), a decimal string or an integer, 1..2^31-1. */
 static const char *
 record_id(struct json_object *body, long long *id)
@@ -272,7 +265,7 @@ main(int argc, char *argv[])
 			always_parse = true;
 			break;
 		case 'h':
-			usage(EXIT_OK);
+			print_usage(usage_text);
 		case 'V':
 			print_version();
 		default:

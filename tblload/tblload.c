@@ -78,7 +78,6 @@ static struct sink sink;
 static struct buf settle;
 static struct totals grand;
 static int exit_status = EXIT_OK;
-static volatile sig_atomic_t stopping;
 static double outage_since;	/* 0, or when the current run of failures began */
 static struct statefile sf;
 static struct totals by_type[NTYPES];
@@ -104,20 +103,6 @@ static const char *usage_text =
     "  -V, --version          show the version\n"
     "PostgreSQL: POSTGRES_ADDRESS (host[:port]), POSTGRES_USERNAME, POSTGRES_PASSWORD,\n"
     "POSTGRES_DATABASE; libpq's PG* variables fill what is not set.\n";
-
-static noreturn void
-usage(int status)
-{
-	fputs(usage_text, status == 0 ? stdout : stderr);
-	exit(status);
-}
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
 
 /* ---- state file (docs/state.md) -------------------------------------------- */
 
@@ -565,11 +550,11 @@ backoff(const char *err, int attempt)
 	log_num(lr, "retry_in_s", wait);
 	log_num(lr, "outage_s", now - outage_since);
 	log_end(lr);
-	for (; wait > 0 && !stopping; wait -= 0.1) {
+	for (; wait > 0 && !stop_signal; wait -= 0.1) {
 		sleep_seconds(wait < 0.1 ? wait : 0.1);
 		write_state(1.0, "retrying");
 	}
-	if (stopping)
+	if (stop_signal)
 		die(EXIT_TEMPFAIL, "stopped while PostgreSQL was unavailable "
 		    "(unsettled deliveries will be redelivered)");
 }
@@ -793,7 +778,7 @@ read_options(int argc, char *argv[])
 			opt.max_line = (size_t)opt_ll("--max-line", optarg, 1024, 1LL << 31);
 			break;
 		case 'h':
-			usage(EXIT_OK);
+			print_usage(usage_text);
 		case 'V':
 			print_version();
 		default:
@@ -857,7 +842,7 @@ next_line(struct linereader *in, struct line *l)
 	for (;;) {
 		if ((rc = lr_next(in, l)) == 1)
 			return 1;
-		if (rc < 0 || stopping)
+		if (rc < 0 || stop_signal)
 			return 0;
 		if (sf.path != NULL)
 			write_state(1.0, "idle");
@@ -891,7 +876,7 @@ load(void)
 
 	lr_init(&in, STDIN_FILENO, opt.max_line);
 	b.type_idx = -1;
-	while (!stopping && (rc = next_line(&in, &l)) == 1) {
+	while (!stop_signal && (rc = next_line(&in, &l)) == 1) {
 		batch_clear(&b);
 		b.lineno = l.lineno;
 		if (!l.truncated && frame_scan(l.p, l.len, &type, &want, &err) == 0) {
@@ -924,18 +909,13 @@ load(void)
 int
 main(int argc, char *argv[])
 {
-	struct sigaction sa;
 	struct logrec *lr;
 	double t0;
 
 	log_init("tblload");
 	read_options(argc, argv);
 	ignore_sigpipe();
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
-		die(EXIT_SOFTWARE, "sigaction: %s", strerror(errno));
+	catch_stop_signals();
 	sink.fmt = opt.dry_run ? SINK_JSON : SINK_COPY;
 	sink.with_ord = !opt.dry_run && !opt.copy_out;
 	open_outputs();
@@ -951,7 +931,7 @@ main(int argc, char *argv[])
 	load();
 	close_outputs();
 	write_state(0, "stopped");
-	lr = log_begin(LOG_INFO, stopping ? "🛑 Loading stopped" : "✅ Loading finished");
+	lr = log_begin(LOG_INFO, stop_signal ? "🛑 Loading stopped" : "✅ Loading finished");
 	log_int(lr, "inserted", grand.inserted);
 	log_int(lr, "updated", grand.updated);
 	log_int(lr, "unchanged", grand.unchanged);

@@ -73,14 +73,6 @@ struct conv {
 	unsigned long		 err_line, err_col;	/* where it did */
 };
 
-static noreturn void
-usage(void)
-{
-	if (fputs(usage_text, stdout) == EOF || fflush(stdout) == EOF)
-		exit(EXIT_TEMPFAIL);
-	exit(EXIT_OK);
-}
-
 /* Stop the parse from a handler; the reason goes with expat's position.
  * expat may still call handlers after this: they see err set and return. */
 static void __attribute__((format(printf, 2, 3)))
@@ -408,7 +400,7 @@ main(int argc, char *argv[])
 			opt.file_complete = true;
 			break;
 		case 'h':
-			usage();
+			print_usage(usage_text);
 		case 'M':
 			opt.max_record = opt_ll("--max-record", optarg, 1024, 1LL << 30);
 			break;
