@@ -194,7 +194,7 @@ stats() {
 	assert_line "${QPREFIX}labels	0"
 	# The broker closed the channel, as it must: the check that the other
 	# suites rely on sees it.
-	wait_until 5 test -n "$(channel_errors)"
+	wait_until 5 has_channel_errors
 	assert_contains "$(channel_errors)" "inequivalent arg 'x-dead-letter-exchange'"
 }
 

@@ -83,8 +83,12 @@ rmq_log_since() {
 # "Channel error on connection ... vhost: 'V'" and the exception, e.g.
 # "precondition_failed: unknown delivery tag 5", on the next line).
 channel_errors() {
-	rmq_log_since | grep -A1 -F "vhost: '$RMQ_VHOST'" | grep -E -i \
+	rmq_log_since | grep -a -A1 -F "vhost: '$RMQ_VHOST'" | grep -a -E -i \
 		"channel error|channel exception|precondition_failed|unknown delivery tag" || true
+}
+
+has_channel_errors() {
+	[[ -n $(channel_errors) ]]
 }
 
 assert_no_channel_error() {
@@ -141,6 +145,18 @@ table_counts() {
 		|| ' ' || (SELECT count(*) FROM masters) || ' ' || (SELECT count(*) FROM releases)"
 }
 
+# counts_are "A L M R": the tables hold that many rows (for wait_until).
+counts_are() {
+	[[ $(table_counts 2>/dev/null) == "$1" ]]
+}
+
+# rows_at_least N: the four tables hold N rows or more together.
+rows_at_least() {
+	local c
+	c=$(table_counts 2>/dev/null) || return
+	(($(tr ' ' '+' <<<"$c") >= $1))
+}
+
 # table_sums: per table, its row count and the md5 of every row (hash and
 # data of the record tables, the link tables whole), in a fixed order.
 table_sums() {
@@ -185,7 +201,7 @@ pipeline_start() {
 # pipeline_wait SECONDS: wait for the four stages; STATUS="a h b l" (their
 # exit statuses, 124 for one still running at the deadline, then killed).
 pipeline_wait() {
-	local deadline=$((SECONDS + $1)) s st=()
+	local deadline=$((SECONDS + $1)) s st=() rc
 	for s in amqp-drain tblhash tblbatch tblload; do
 		while kill -0 "${PIDS[$s]}" 2>/dev/null && ((SECONDS < deadline)); do
 			sleep 0.1
@@ -195,8 +211,9 @@ pipeline_wait() {
 			wait "${PIDS[$s]}" 2>/dev/null
 			st+=(124)
 		else
-			wait "${PIDS[$s]}"
-			st+=($?)
+			rc=0
+			wait "${PIDS[$s]}" || rc=$?
+			st+=("$rc")
 		fi
 	done
 	STATUS=${st[*]}
