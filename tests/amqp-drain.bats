@@ -58,8 +58,8 @@ publish_raw() {
 	amqp-publish --url "$AMQP_CONNECTION" -e discogsography-exchange -r "$1" -p
 }
 
-# log_time EVENT: when amqp-drain logged EVENT first (epoch seconds).
-log_time() {
+# drain_log_time EVENT: when amqp-drain logged EVENT first (epoch seconds).
+drain_log_time() {
 	jq -r --arg e "$1" 'select(.event == $e) | .timestamp | sub("\\.[0-9]+Z$"; "Z") | fromdate' \
 		"$BATS_TEST_TMPDIR/amqp-drain.log" | head -n 1
 }
@@ -89,36 +89,9 @@ tags_of() {
 	jq -r --arg t "$1" 'select(.type == $t) | .tag' "$OUT" | xargs
 }
 
-# wait_exit PID SECONDS: wait for PID (a child of the test) to end; its exit
-# status in $rc (124 if it was still running at the deadline, then killed).
-# Not through bats' run: a subshell cannot wait for the test's children.
-wait_exit() {
-	local deadline=$((SECONDS + $2))
-	while kill -0 "$1" 2>/dev/null && ((SECONDS < deadline)); do
-		sleep 0.1
-	done
-	if kill -0 "$1" 2>/dev/null; then
-		kill -KILL "$1"
-		wait "$1" 2>/dev/null
-		rc=124
-		return 0
-	fi
-	rc=0
-	wait "$1" || rc=$?
-}
-
-# connections: the broker's connections to this test's vhost.
-connections() {
-	rmqctl -q list_connections --no-table-headers vhost | grep -cxF "$RMQ_VHOST" || true
-}
-
 # gone PID: no such process any more (it may still wait to be reaped).
 gone() {
 	! kill -0 "$1" 2>/dev/null || [[ $(ps -o stat= -p "$1") == Z* ]]
-}
-
-connections_are() {
-	[[ $(connections) == "$1" ]]
 }
 
 # consumers: the queues of this vhost with a consumer, and its prefetch.
@@ -223,7 +196,7 @@ logins_are() {
 		"$(tail -n 1 "$OUT" | tblhash 2>/dev/null)"
 	for t in 1 2 3 4 5 6; do settle ack "$t"; done
 	kill -TERM "$DRAIN"
-	wait_exit "$DRAIN" 10
+	wait_pid "$DRAIN" 10
 	assert_equal 0 "$rc"
 	assert_queues "0 0 0 0"
 	drain_summary | jq -e '.deliveries == 6 and .acked == 6 and .unsettled == 0' >/dev/null
@@ -287,7 +260,7 @@ logins_are() {
 	settle ack 4
 	wait_queues 10 "0 0 0 0" "0 1 0 0"
 	kill -TERM "$DRAIN"
-	wait_exit "$DRAIN" 10
+	wait_pid "$DRAIN" 10
 	assert_equal 0 "$rc"
 	drain_summary | jq -e '.deliveries == 4 and .acked == 3 and .rejected == 1 and .unsettled == 0' >/dev/null
 	run -0 grep -c 'Ack for unknown or settled tag\|Reject for unknown or settled tag' "$BATS_TEST_TMPDIR/amqp-drain.log"
@@ -326,7 +299,7 @@ logins_are() {
 	settle reject 1
 	wait_queues 10 "0 0 0 0" "1 0 0 0"
 	kill -TERM "$DRAIN"
-	wait_exit "$DRAIN" 10
+	wait_pid "$DRAIN" 10
 	assert_equal 0 "$rc"
 	drain_summary | jq -e '.acked == 5 and .rejected == 1 and .unsettled == 0' >/dev/null
 	assert_no_channel_error
@@ -342,7 +315,7 @@ logins_are() {
 		wait_until 10 has_consumers
 		assert_equal "$(printf '%s\t%s\n' "${QPREFIX}artists" "$want" "${QPREFIX}releases" "$want")" "$(consumers)"
 		kill -TERM "$DRAIN"
-		wait_exit "$DRAIN" 10
+		wait_pid "$DRAIN" 10
 		assert_equal 0 "$rc"
 		exec {ACKS}>&-
 	done
@@ -363,7 +336,7 @@ logins_are() {
 	wait_queues 10 "0 2 0 0"
 	wait_until 10 grep -q '"event":"🔌 The labels consumer is cancelled"' "$BATS_TEST_TMPDIR/amqp-drain.log"
 	local d
-	d=$(($(log_time "🔌 The labels consumer is cancelled") - $(log_time "🏁 File complete")))
+	d=$(($(drain_log_time "🔌 The labels consumer is cancelled") - $(drain_log_time "🏁 File complete")))
 	((d >= 2 && d <= 3)) || flunk "the labels consumer was cancelled $d s after its file_complete"
 	assert_equal "$(printf '%s\t200\n' "${QPREFIX}artists" "${QPREFIX}masters" "${QPREFIX}releases")" "$(consumers)"
 	# A label published now stays in its queue.
@@ -380,7 +353,7 @@ logins_are() {
 	assert_equal 1 "$(connections)"
 	settle ack 1
 	settle ack 2
-	wait_exit "$DRAIN" 10
+	wait_pid "$DRAIN" 10
 	assert_equal 0 "$rc"
 	assert_equal 0 "$(connections)"
 	assert_queues "0 1 0 0"
@@ -470,7 +443,7 @@ logins_are() {
 	assert_queues "1000 1000 1000 1000"
 	assert_equal 800 "$(qstat | awk -F'\t' '{ n += $3 } END { print n }')"
 	[[ ! -e $log/reading ]] || flunk "the reader started too early for this test"
-	wait_exit "$p" 60
+	wait_pid "$p" 60
 	assert_equal 0 "$rc"
 	assert_equal 0 "$(cat "$log/amqp-drain.status")"
 	assert_equal "1000 1000 1000 1000" "$(table_counts)"

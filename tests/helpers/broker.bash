@@ -137,6 +137,155 @@ publish_samples() {
 	done
 }
 
+# --- processes and connections --------------------------------------------------
+
+# wait_pid PID SECONDS: wait for PID (a child of the test) to end; its exit
+# status in $rc (124 if it was still running at the deadline: then it is
+# killed, with its process group if it leads one). Not through bats' run:
+# a subshell cannot wait for the test's children.
+wait_pid() {
+	local deadline=$((SECONDS + $2))
+	while kill -0 "$1" 2>/dev/null && ((SECONDS < deadline)); do
+		sleep 0.1
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		kill -KILL -- "-$1" 2>/dev/null || kill -KILL "$1"
+		wait "$1" 2>/dev/null
+		rc=124
+		return 0
+	fi
+	rc=0
+	wait "$1" || rc=$?
+}
+
+# connections: the broker's connections to this test's vhost.
+connections() {
+	rmqctl -q list_connections --no-table-headers vhost | grep -cxF "$RMQ_VHOST" || true
+}
+
+connections_are() {
+	[[ $(connections) == "$1" ]]
+}
+
+# supervisor_tree: the supervisor runs the tools beside it or in
+# ../build/bin; give it a tree whose build/bin is the build under test
+# (TBL_BINDIR, e.g. build-asan/bin). Exports TBL_SUPERVISOR. For setup_file.
+supervisor_tree() {
+	local t=$BATS_FILE_TMPDIR/tree
+	mkdir -p "$t/scripts" "$t/build"
+	ln -sfn "$TBL_ROOT/scripts/tableinator" "$t/scripts/tableinator"
+	ln -sfn "$TBL_BINDIR" "$t/build/bin"
+	export TBL_SUPERVISOR=$t/scripts/tableinator
+}
+
+# --- the supervisor (scripts/tableinator, as set up by supervisor_tree) -----------
+# Its stderr, with that of the tools, goes to $LOG; its state files to
+# $TBL_STATE_DIR.
+
+# sup_teardown: stop a supervisor the test left running, and its pipelines.
+sup_teardown() {
+	local p
+	if [[ -n ${SUP-} ]] && kill -0 "$SUP" 2>/dev/null; then
+		kill -TERM "$SUP"
+		sup_wait 30 || true
+	fi
+	for p in $(pipeline_pids); do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	return 0
+}
+
+# sup_start: the supervisor in the background ($SUP), stderr to $LOG, in a
+# process group of its own (as a terminal would run it: SIGINT not ignored).
+sup_start() {
+	setsid env --default-signal=INT "$TBL_SUPERVISOR" 2>"$LOG" 3>&- &
+	SUP=$!
+}
+
+# sup_wait SECONDS: wait for the supervisor; its status in $rc.
+sup_wait() {
+	wait_pid "$SUP" "$1"
+}
+
+# sup_stops: SIGTERM ends the supervisor with 0 within 20 s, leaving no
+# process of a pipeline; its log is all JSON, and the broker saw no channel
+# error.
+sup_stops() {
+	kill -TERM "$SUP"
+	sup_wait 20
+	assert_equal 0 "$rc"
+	assert_pipeline_gone
+	assert_json_log
+	assert_no_channel_error
+}
+
+# state [JQ]: the supervisor's state file (or a jq expression of it).
+state() {
+	jq -c "${1:-.}" "$TBL_STATE_DIR/tableinator.json"
+}
+
+state_is() {
+	[[ -r $TBL_STATE_DIR/tableinator.json && $(state .state) == "\"$1\"" ]]
+}
+
+# jlog [JQ OPTION...] FILTER: FILTER over the supervisor's log, the JSON lines
+# of it (assert_json_log checks there are no others).
+jlog() {
+	jq -R -c 'fromjson? // empty' "$LOG" | jq "$@"
+}
+
+# jlog_all FILTER: every log line FILTER selects has COND; at least one is
+# selected. FILTER is "SELECT | COND".
+jlog_all() {
+	jlog -s -e "map($1) | length > 0 and all" >/dev/null || flunk "not so in the log: $1"
+}
+
+# logged EVENT [N]: the supervisor's log holds EVENT (at least N times).
+logged() {
+	(($(jlog -r --arg e "$1" 'select(.event == $e) | .event' 2>/dev/null | wc -l) >= ${2:-1}))
+}
+
+# pipeline_pids: the pids of every pipeline the supervisor started.
+pipeline_pids() {
+	[[ -r ${LOG-} ]] || return 0
+	jlog -r 'select(.event == "🚀 Pipeline started") | .amqp_drain, .tblhash, .tblbatch, .tblload' 2>/dev/null
+}
+
+# stage_pid STAGE: that stage of the current pipeline.
+stage_pid() {
+	jlog -r --arg s "${1//-/_}" 'select(.event == "🚀 Pipeline started") | .[$s]' | tail -n 1
+}
+
+# log_time EVENT [N]: when the Nth (default first) EVENT was logged, in
+# epoch seconds.
+log_time() {
+	jlog -r --arg e "$1" 'select(.event == $e) | .timestamp |
+		capture("^(?<s>.*)\\.(?<f>[0-9]+)Z$") | (.s + "Z" | fromdate) + ("0." + .f | tonumber)' |
+		sed -n "${2:-1}p"
+}
+
+# since A B: seconds from A to B.
+since() {
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'
+}
+
+# assert_json_log: every line the supervisor and the tools wrote on stderr
+# is a JSON object.
+assert_json_log() {
+	local bad
+	bad=$(jq -R -r '. as $l | try (fromjson | if type == "object" then empty else $l end) catch $l' "$LOG")
+	[[ -z $bad ]] || flunk "stderr lines that are not JSON objects:"$'\n'"$bad"
+}
+
+# assert_pipeline_gone: no process of any pipeline the supervisor started.
+assert_pipeline_gone() {
+	local p left=
+	for p in $(pipeline_pids); do
+		kill -0 "$p" 2>/dev/null && left+=" $p($(cat "/proc/$p/comm" 2>/dev/null))"
+	done
+	[[ -z $left ]] || flunk "processes of the pipeline left:$left"
+}
+
 # --- the database ----------------------------------------------------------------
 
 # table_counts: "artists labels masters releases" row counts.
