@@ -17,14 +17,7 @@ setup_file() {
 }
 
 setup() {
-	rmq_newvhost
-	rmq_log_mark
-	pg_newdb
-	export STARTUP_DELAY=0 HEALTH_CHECK_PORT=0 CONSUMER_CANCEL_DELAY=1 QUEUE_CHECK_INTERVAL=1 \
-		STUCK_CHECK_INTERVAL=10 POSTGRES_BATCH_FLUSH_INTERVAL=0.2 TBL_STATE_DIR=$BATS_TEST_TMPDIR/state
-	unset POSTGRES_BATCH_SIZE POSTGRES_BATCH_MODE LOG_LEVEL
-	LOG=$BATS_TEST_TMPDIR/tableinator.log
-	SUP=
+	sup_setup
 }
 
 teardown() {

@@ -182,6 +182,19 @@ supervisor_tree() {
 # Its stderr, with that of the tools, goes to $LOG; its state files to
 # $TBL_STATE_DIR.
 
+# sup_setup: a test's own vhost and database, and the supervisor's
+# environment with short delays (a test exports what it wants otherwise).
+sup_setup() {
+	rmq_newvhost
+	rmq_log_mark
+	pg_newdb
+	export STARTUP_DELAY=0 HEALTH_CHECK_PORT=0 CONSUMER_CANCEL_DELAY=1 QUEUE_CHECK_INTERVAL=1 \
+		STUCK_CHECK_INTERVAL=10 POSTGRES_BATCH_FLUSH_INTERVAL=0.2 TBL_STATE_DIR=$BATS_TEST_TMPDIR/state
+	unset POSTGRES_BATCH_SIZE POSTGRES_BATCH_MODE LOG_LEVEL TBLLOAD_RETRY_MAX
+	LOG=$BATS_TEST_TMPDIR/tableinator.log
+	SUP=
+}
+
 # sup_teardown: stop a supervisor the test left running, and its pipelines.
 sup_teardown() {
 	local p
