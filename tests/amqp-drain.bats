@@ -273,6 +273,52 @@ logins_are() {
 	assert_no_channel_error
 }
 
+@test "settle lines of an earlier amqp-drain never settle the tags of a later one" {
+	samples artists 3 | publish artists
+	drain_start --types artists
+	wait_until 10 lines_are 3
+	local old
+	old=$(conn_id)
+	kill -KILL "$DRAIN"
+	wait_pid "$DRAIN" 5
+	exec {ACKS}>&-
+	# The broker gives the three again, to a new connection, as tags 1 to 3.
+	rm -f "$BATS_TEST_TMPDIR/acks" "$OUT"
+	drain_start --types artists
+	wait_until 10 lines_are 3
+	[[ $(conn_id) != "$old" ]]
+	assert_equal "1 2 3" "$(tags_of artists)"
+	for t in 1 2 3; do settle ack "$t" "$old"; done
+	settle reject 1 "$old"
+	sleep 1
+	assert_equal "0	3" "$(qstat | grep -P "^${QPREFIX}artists\t" | cut -f2,3)"
+	# Its own settle lines do.
+	for t in 1 2 3; do settle ack "$t"; done
+	wait_queues 10 "0 0 0 0"
+	kill -TERM "$DRAIN"
+	wait_pid "$DRAIN" 10
+	assert_equal 0 "$rc"
+	drain_summary | jq -e '.deliveries == 3 and .redelivered == 3 and .acked == 3 and .rejected == 0' >/dev/null
+	assert_no_channel_error
+}
+
+@test "SIGTERM with deliveries nobody settles: exit 0 after --drain-timeout; the broker has them again" {
+	samples labels 3 | publish labels
+	drain_start --drain-timeout 1.5
+	wait_until 10 lines_are 3
+	settle ack 2
+	kill -TERM "$DRAIN"
+	local t0=$EPOCHREALTIME
+	wait_pid "$DRAIN" 10
+	assert_equal 0 "$rc"
+	awk -v a="${t0/,/.}" -v b="${EPOCHREALTIME/,/.}" 'BEGIN { d = b - a; exit !(d >= 1.4 && d < 3) }' ||
+		flunk "amqp-drain ended $(awk -v a="${t0/,/.}" -v b="${EPOCHREALTIME/,/.}" 'BEGIN { print b - a }') s after SIGTERM"
+	drain_summary | jq -e '.deliveries == 3 and .acked == 1 and .unsettled == 2' >/dev/null
+	assert_contains "$(drain_summary)" "Stopping with unsettled deliveries (the broker will redeliver them)"
+	assert_queues "0 2 0 0"
+	assert_equal 0 "$(connections)"
+}
+
 @test "acks settled out of order: a multiple ack never covers an open tag" {
 	drain_start
 	# Interleaved: artists and labels alternate on the channel.
