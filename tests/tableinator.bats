@@ -39,7 +39,7 @@ teardown() {
 		POSTGRES_BATCH_SIZE=0 POSTGRES_BATCH_SIZE=x POSTGRES_BATCH_SIZE=1000001 \
 		POSTGRES_BATCH_FLUSH_INTERVAL=x POSTGRES_BATCH_FLUSH_INTERVAL=-1 \
 		POSTGRES_BATCH_FLUSH_INTERVAL=100000 \
-		LOG_LEVEL=verbose; do
+		LOG_LEVEL=verbose TBL_STATE_DIR=/dev/null/state; do
 		if [[ $kv == -* ]]; then
 			name=${kv#-}
 			run -78 --separate-stderr with_timeout 10 env -u "$name" "$TBL_SUPERVISOR"
@@ -54,14 +54,20 @@ teardown() {
 	done
 	assert_equal 0 "$(connections)"
 	# Good values in other spellings are accepted (checked with a stop
-	# during the STARTUP_DELAY).
-	export STARTUP_DELAY=30 POSTGRES_BATCH_MODE=FALSE LOG_LEVEL=warning HEALTH_CHECK_PORT=0 \
+	# during the STARTUP_DELAY). The level names are those of the tools (and
+	# of Python's logging, which the original used): WARN and FATAL too.
+	export STARTUP_DELAY=30 POSTGRES_BATCH_MODE=FALSE HEALTH_CHECK_PORT=0 \
 		POSTGRES_BATCH_FLUSH_INTERVAL=2.5 POSTGRES_ADDRESS=$POSTGRES_ADDRESS
-	sup_start
-	wait_until 10 state_is starting
-	kill -TERM "$SUP"
-	sup_wait 10
-	assert_equal 0 "$rc"
+	for LOG_LEVEL in warning WARN Fatal debug; do
+		export LOG_LEVEL
+		rm -f "$TBL_STATE_DIR/tableinator.json"
+		sup_start
+		wait_until 10 state_is starting
+		kill -TERM "$SUP"
+		sup_wait 10
+		assert_equal 0 "$rc" || flunk "LOG_LEVEL=$LOG_LEVEL: $(cat "$LOG")"
+		tblhash --version >/dev/null # the tools take it too
+	done
 }
 
 @test "STARTUP_DELAY: nothing is started before it has passed" {
