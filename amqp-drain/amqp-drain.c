@@ -325,7 +325,8 @@ sync_capture(bool force)
 	if (fsync(STDOUT_FILENO) < 0)
 		die(EXIT_TEMPFAIL, "stdout: fsync: %s (nothing acked)", strerror(errno));
 	for (t = win.base; t <= captured_tag; t++)
-		(void)win_ack(&win, t);
+		if (win_ack(&win, t) == 0)
+			nacked++;
 	captured_tag = 0;
 	last_sync = now_mono();
 	send_acks();

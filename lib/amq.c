@@ -487,10 +487,19 @@ amq_queue_depth(amqp_connection_state_t c, amqp_channel_t ch, const char *queue,
     size_t errsz)
 {
 	amqp_queue_declare_ok_t *ok;
+	amqp_rpc_reply_t r;
+	amqp_channel_close_ok_t close_ok = { 0 };
 
 	ok = amqp_queue_declare(c, ch, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
 	if (ok == NULL) {
+		r = amqp_get_rpc_reply(c);
 		(void)check(c, "queue.declare (passive)", err, errsz);
+		/* A missing queue closes the channel: confirm the close, so that
+		 * the channel can be opened again (the broker refuses a second
+		 * channel.open before the close-ok and closes the connection). */
+		if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+		    r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
+			(void)amqp_send_method(c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
 		return -1;
 	}
 	return (long)ok->message_count;

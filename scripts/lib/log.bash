@@ -4,26 +4,33 @@
 #
 # log LEVEL EVENT [KEY VALUE]...   values that look like numbers stay numbers
 # die STATUS MESSAGE...            log an error with exit_status, then exit
-# json_str STRING                  STRING as a JSON string
-# now_iso                          the time as 2026-11-29T16:29:21.221847Z
+# json_str VAR STRING              STRING as a JSON string, in VAR
+# now_iso VAR                      the time as 2026-11-29T16:29:21.221847Z, in VAR
+#
+# Lines go to log_fd, a copy of stderr made here: a script may then send its
+# own stderr elsewhere (the supervisor does, so that bash's reports on its
+# children never mix with the JSON). No helper runs a command substitution:
+# bash 5.2 can lose a signal that arrives while it parses one, and with it a
+# stop request; results come back in variables.
 
+exec {log_fd}>&2
 declare -A level_rank=([DEBUG]=0 [INFO]=1 [WARNING]=2 [ERROR]=3 [CRITICAL]=4)
 min_rank=1
 log_logger=${log_logger:-tableinator}
 
 json_str() {
-	local s=$1
-	s=${s//\\/\\\\}
-	s=${s//\"/\\\"}
-	s=${s//$'\n'/\\n}
-	s=${s//$'\r'/\\r}
-	s=${s//$'\t'/\\t}
-	printf '"%s"' "$s"
+	local _s=$2
+	_s=${_s//\\/\\\\}
+	_s=${_s//\"/\\\"}
+	_s=${_s//$'\n'/\\n}
+	_s=${_s//$'\r'/\\r}
+	_s=${_s//$'\t'/\\t}
+	printf -v "$1" '"%s"' "$_s"
 }
 
 now_iso() {
-	local t=$EPOCHREALTIME
-	printf '%s.%sZ' "$(date -u -d "@${t%.*}" +%Y-%m-%dT%H:%M:%S)" "${t#*.}"
+	local _t=$EPOCHREALTIME
+	TZ=UTC printf -v "$1" '%(%Y-%m-%dT%H:%M:%S)T.%sZ' "${_t%.*}" "${_t#*.}"
 }
 
 # log_level VALUE: the least level logged (empty: INFO); status 1 if VALUE is
@@ -39,20 +46,25 @@ log_level() {
 }
 
 log() {
-	local level=$1 event=$2 line k v
+	local level=$1 event=$2 line k v ts js
 	shift 2
 	[[ ${level_rank[${level^^}]} -ge $min_rank ]] || return 0
-	line="{\"timestamp\":\"$(now_iso)\",\"level\":\"${level,,}\",\"logger\":\"$log_logger\",\"event\":$(json_str "$event")"
+	now_iso ts
+	json_str js "$event"
+	line="{\"timestamp\":\"$ts\",\"level\":\"${level,,}\",\"logger\":\"$log_logger\",\"event\":$js"
 	while (($# >= 2)); do
 		k=$1 v=$2
 		shift 2
+		json_str js "$k"
+		line+=",$js:"
 		if [[ $v =~ ^-?(0|[1-9][0-9]*)(\.[0-9]+)?$ ]]; then
-			line+=",$(json_str "$k"):$v"
+			line+=$v
 		else
-			line+=",$(json_str "$k"):$(json_str "$v")"
+			json_str js "$v"
+			line+=$js
 		fi
 	done
-	printf '%s}\n' "$line" >&2
+	printf '%s}\n' "$line" >&"$log_fd"
 }
 
 die() {
