@@ -317,6 +317,7 @@ static void
 sync_capture(bool force)
 {
 	uint64_t t;
+	int type;
 
 	if (captured_tag == 0 || out.len > out_off)
 		return;
@@ -325,8 +326,11 @@ sync_capture(bool force)
 	if (fsync(STDOUT_FILENO) < 0)
 		die(EXIT_TEMPFAIL, "stdout: fsync: %s (nothing acked)", strerror(errno));
 	for (t = win.base; t <= captured_tag; t++)
-		if (win_ack(&win, t) == 0)
+		if ((type = win_ack(&win, t)) >= 0) {
 			nacked++;
+			if (type < NTYPES)
+				cons[type].acked++;
+		}
 	captured_tag = 0;
 	last_sync = now_mono();
 	send_acks();
