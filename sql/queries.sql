@@ -61,9 +61,9 @@ ORDER BY releases DESC, m.title
 LIMIT 10;
 
 -- Anything else is in the JSONB data column: tracks longer than ten minutes.
-SELECT r.title, t->>'title' AS track, t->>'duration' AS duration
+SELECT r.id, r.title, t->>'title' AS track, t->>'duration' AS duration
 FROM releases r, jsonb_array_elements(r.tracklist) AS t
 WHERE t->>'duration' ~ '^[0-9]{2,}:[0-9]{2}$'
   AND split_part(t->>'duration', ':', 1)::int >= 10
-ORDER BY split_part(t->>'duration', ':', 1)::int DESC, r.title
+ORDER BY split_part(t->>'duration', ':', 1)::int DESC, r.title, r.id
 LIMIT 10;

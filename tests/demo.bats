@@ -89,7 +89,7 @@ demo_output() {
 	assert_line "    rows: artists, labels, masters, releases: 1000, 1000, 1000, 1000"
 	# sql/queries.sql: the label with the most releases of the sample, and the last query.
 	assert_line " 12 | Large Records          |             7"
-	assert_line " Juba, Juba! Alt Det Beste Fra Tiden I N.R.K | Knutsen & Ludvigsen - Alt Det Beste Fra Tiden I NRK! | 148:00"
+	assert_line "  4497858 | Juba, Juba! Alt Det Beste Fra Tiden I N.R.K | Knutsen & Ludvigsen - Alt Det Beste Fra Tiden I NRK! | 148:00"
 	if [[ -x $TBL_BINDIR/tblhealth ]]; then
 		assert_contains "$output" "==> Health: curl http://127.0.0.1:"
 	else
