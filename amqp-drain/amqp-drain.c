@@ -35,6 +35,7 @@
 #define CH_CONSUME	1
 #define CH_CHECK	2
 #define MAX_SINGLES	4096
+#define EMPTY_CHECK	0.25	/* --until-empty: seconds between queue checks when idle */
 
 enum mode { M_PIPE, M_CAPTURE };
 
@@ -889,7 +890,7 @@ run(void)
 	int n, t, fifo_slot = -1;
 	bool fifo_ready = false;
 
-	next_check = now_mono() + 1;
+	next_check = now_mono() + EMPTY_CHECK;
 	for (;;) {
 		pump_broker();
 		/* Read the FIFO only when poll says so: before tblload opens it,
@@ -913,8 +914,9 @@ run(void)
 				cancel_consumer(t);
 			}
 		if (opt.until_empty && !stopping && now >= next_check) {
-			next_check = now + 1;
-			if (!cur.active && win_idle(&win) && now - last_delivery > 0.5 && queues_empty())
+			next_check = now + EMPTY_CHECK;
+			if (!cur.active && win_idle(&win) && now - last_delivery > EMPTY_CHECK &&
+			    queues_empty())
 				stop_consuming("Queues are empty");
 		}
 		if (!consumers_left()) {
