@@ -1,3 +1,3 @@
 TOOLS += tblload
-tblload_LIBS = -lpq
+tblload_LIBS = -lpq -pthread
 tblload_EXTRA = $(BUILD)/obj/gen/schema_sql.o

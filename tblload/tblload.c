@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,45 +16,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "buf.h"
 #include "cli.h"
 #include "db.h"
 #include "envelope.h"
-#include "lineio.h"
 #include "log.h"
 #include "num.h"
+#include "reader.h"
 #include "rows.h"
 #include "state.h"
 #include "util.h"
-
-enum kind { R_RECORD, R_CONTROL, R_INVALID };
-
-/* What the database holds of a group's id: nothing, the same record, or
- * another version of it. */
-enum { G_NEW, G_SAME, G_CHANGED };
-
-struct rec {
-	enum kind	 kind;
-	size_t		 off, len;	/* the line, in the batch arena */
-	struct envelope	 e;
-	char		*reason;	/* for R_INVALID */
-	const char	*build_err;	/* the body gave no row (R_RECORD) */
-	size_t		 pos;		/* position in the batch */
-};
-
-struct batch {
-	struct buf	 arena;
-	struct rec	*r;
-	size_t		 n, cap;
-	char		 type[64];
-	int		 type_idx;
-	unsigned long long lineno;
-	size_t		*order;		/* records sorted by (id, position) */
-	size_t		 nrec;
-	size_t		*grp;		/* start of each id's group in order[] */
-	size_t		 ngrp;
-	unsigned char	*known;		/* per group: G_NEW, G_SAME or G_CHANGED */
-};
 
 struct totals {
 	long long	 inserted, updated, unchanged, rejected, duplicates, controls, nuls;
@@ -266,159 +237,7 @@ reject(struct batch *b, const struct rec *r, const char *reason)
 	buf_free(&line);
 }
 
-/* ---- reading a batch ------------------------------------------------- */
-
-static void
-batch_add(struct batch *b, const struct line *l)
-{
-	struct rec *r;
-
-	if (b->n == b->cap) {
-		b->cap = b->cap ? 2 * b->cap : 256;
-		b->r = xrealloc(b->r, b->cap * sizeof(*b->r));
-	}
-	r = &b->r[b->n];
-	memset(r, 0, sizeof(*r));
-	r->pos = b->n++;
-	r->off = b->arena.len;
-	r->len = l->len;
-	if (l->truncated) {
-		r->kind = R_INVALID;
-		r->reason = xasprintf("line too long (%zu bytes, limit %zu)", l->full_len,
-		    opt.max_line);
-	}
-	buf_add(&b->arena, l->p, l->len);
-}
-
-static void
-batch_clear(struct batch *b)
-{
-	size_t i;
-
-	for (i = 0; i < b->n; i++)
-		free(b->r[i].reason);
-	b->n = 0;
-	buf_reset(&b->arena);
-	if (b->arena.cap > (256u << 20)) {
-		/* Give back the memory of an exceptionally large batch. */
-		buf_free(&b->arena);
-		free(b->r);
-		b->r = NULL;
-		b->cap = 0;
-	}
-}
-
-static const struct batch *cmp_batch;
-
-static int
-cmp_id_pos(const void *a, const void *b)
-{
-	const struct rec *x = &cmp_batch->r[*(const size_t *)a];
-	const struct rec *y = &cmp_batch->r[*(const size_t *)b];
-
-	if (x->e.id != y->e.id)
-		return x->e.id < y->e.id ? -1 : 1;
-	return x->pos < y->pos ? -1 : x->pos > y->pos;
-}
-
-/* Parse the headers of a complete batch and sort its records by id; the
- * last record of each id is the one that counts. */
-static void
-batch_prepare(struct batch *b)
-{
-	const char *err;
-	struct rec *r;
-	struct buf dec = { 0 };
-	size_t i;
-
-	b->order = xrealloc(b->order, (b->n ? b->n : 1) * sizeof(size_t));
-	b->grp = xrealloc(b->grp, (b->n + 1) * sizeof(size_t));
-	b->known = xrealloc(b->known, b->n + 1);
-	memset(b->known, G_NEW, b->n + 1);
-	b->nrec = b->ngrp = 0;
-	for (i = 0; i < b->n; i++) {
-		r = &b->r[i];
-		if (r->kind == R_INVALID) {
-			/* An overlong line: its header tells who to reject. */
-			(void)env_scan_prefix(b->arena.p + r->off, r->len, &r->e, &err);
-			r->e.has_body = r->e.has_raw = false;
-			continue;
-		}
-		if (env_scan(b->arena.p + r->off, r->len, &r->e, &err) < 0) {
-			r->kind = R_INVALID;
-			r->reason = xasprintf("malformed envelope: %s", err);
-			memset(&r->e, 0, sizeof(r->e));
-			continue;
-		}
-		if (r->e.invalid.p != NULL) {
-			r->kind = R_INVALID;
-			buf_reset(&dec);
-			slice_decode(&dec, r->e.invalid);
-			r->reason = xstrndup(dec.p ? dec.p : "", dec.len);
-		} else if (r->e.control.p != NULL)
-			r->kind = R_CONTROL;
-		else if (!r->e.has_id || r->e.id < 1 || r->e.id > 2147483647 ||
-		    r->e.sha256.n != 64 || !r->e.has_body) {
-			r->kind = R_INVALID;
-			r->reason = xstrdup("envelope has no id, sha256 or body (pipe through tblhash)");
-		} else if (data_type_index(r->e.type.p, r->e.type.n) < 0 || r->e.type.esc) {
-			r->kind = R_INVALID;
-			r->reason = xstrdup("unknown type");
-		} else if (b->type_idx >= 0 &&
-		    data_type_index(r->e.type.p, r->e.type.n) != b->type_idx) {
-			r->kind = R_INVALID;
-			r->reason = xstrdup("type differs from its batch");
-		} else {
-			/* A batch whose header names no known type takes the type
-			 * of its first record: all its rows go to one table. */
-			b->type_idx = data_type_index(r->e.type.p, r->e.type.n);
-			r->kind = R_RECORD;
-			b->order[b->nrec++] = i;
-		}
-	}
-	buf_free(&dec);
-	cmp_batch = b;
-	qsort(b->order, b->nrec, sizeof(size_t), cmp_id_pos);
-	for (i = 0; i < b->nrec; i++)
-		if (i == 0 || b->r[b->order[i]].e.id != b->r[b->order[i - 1]].e.id)
-			b->grp[b->ngrp++] = i;
-	b->grp[b->ngrp] = b->nrec;
-}
-
-/* The record that counts in group g: the last one with that id. */
-static struct rec *
-winner(struct batch *b, size_t g)
-{
-	return &b->r[b->order[b->grp[g + 1] - 1]];
-}
-
 /* ---- writing ------------------------------------------------------------ */
-
-/* Rows for the groups [lo, hi) whose state is in mask (bit 1 << G_*), into
- * sk; returns how many records gave rows. A record whose body gives none
- * keeps the reason in build_err and is counted in *failed. */
-static size_t
-build_rows(struct batch *b, size_t lo, size_t hi, int type, unsigned mask, struct sink *sk,
-    size_t *failed)
-{
-	struct rec *r;
-	char sha[65];
-	size_t g, n = 0;
-
-	for (g = lo; g < hi; g++) {
-		r = winner(b, g);
-		if (!(mask & (1u << b->known[g])))
-			continue;
-		r->build_err = NULL;
-		memcpy(sha, r->e.sha256.p, 64);
-		sha[64] = '\0';
-		if (rows_build(sk, type, r->e.id, sha, r->e.body, &r->build_err) == 0)
-			n++;
-		else
-			(*failed)++;
-	}
-	return n;
-}
 
 struct hashcheck {
 	struct batch	*b;
@@ -457,12 +276,25 @@ ids_literal(struct batch *b, size_t lo, size_t hi, struct buf *out)
 	buf_addc(out, '}');
 }
 
+/* Whether none of the groups [lo, hi) is stored yet. */
+static bool
+all_new(const struct batch *b, size_t lo, size_t hi)
+{
+	size_t g;
+
+	for (g = lo; g < hi; g++)
+		if (b->known[g] != G_NEW)
+			return false;
+	return true;
+}
+
 /*
  * One try at committing groups [lo, hi): ask which ids are stored and with
  * which hash; COPY the records not stored yet straight into their tables
  * (as a plain COPY would: a first load costs no more than one), and upsert
  * the changed ones through the staging table; commit. With upsert_all, new
  * records take the upsert path too (after a conflict with another writer).
+ * When the whole batch is new, the rows the reader built ahead are used.
  */
 static enum outcome
 try_commit(struct batch *b, size_t lo, size_t hi, int type, bool upsert_all,
@@ -471,8 +303,9 @@ try_commit(struct batch *b, size_t lo, size_t hi, int type, bool upsert_all,
 	static struct buf ids;
 	static struct sink fresh = { .fmt = SINK_COPY, .with_ord = 0 };
 	struct hashcheck hc = { b, lo, hi };
+	struct sink *news = &fresh;
 	enum outcome o;
-	size_t nnew = 0, nchanged = 0, failed = 0;
+	size_t g, nnew = 0, nchanged = 0, failed = 0;
 	unsigned upsert_mask = 1u << G_CHANGED;
 
 	memset(b->known + lo, G_NEW, hi - lo);
@@ -484,15 +317,22 @@ try_commit(struct batch *b, size_t lo, size_t hi, int type, bool upsert_all,
 		ids_literal(b, lo, hi, &ids);
 		o = db_stored_hashes(db, type, ids.p, mark_stored, &hc, err, errsz);
 	}
-	if (o == OUT_OK) {
+	if (o == OUT_OK && b->prebuilt && !upsert_all && lo == 0 && hi == b->ngrp &&
+	    all_new(b, lo, hi)) {
+		news = &b->pre;
+		nnew = b->pre_rows;
+		failed = b->pre_failed;
+	} else if (o == OUT_OK) {
+		for (g = lo; g < hi; g++)
+			winner(b, g)->build_err = NULL;
 		if (upsert_all)
 			upsert_mask |= 1u << G_NEW;
 		else
-			nnew = build_rows(b, lo, hi, type, 1u << G_NEW, &fresh, &failed);
-		nchanged = build_rows(b, lo, hi, type, upsert_mask, &sink, &failed);
+			nnew = build_rows(b, lo, hi, 1u << G_NEW, &fresh, &failed);
+		nchanged = build_rows(b, lo, hi, upsert_mask, &sink, &failed);
 	}
 	if (o == OUT_OK && nnew > 0)
-		o = db_copy_new(db, type, &fresh, err, errsz);
+		o = db_copy_new(db, type, news, err, errsz);
 	if (o == OUT_OK && nchanged > 0)
 		o = db_write(db, type, &sink, (long long)nchanged, uc, err, errsz);
 	if (o == OUT_OK)
@@ -501,7 +341,7 @@ try_commit(struct batch *b, size_t lo, size_t hi, int type, bool upsert_all,
 		db_rollback(db);
 	uc->inserted += (long long)nnew;
 	uc->unchanged += (long long)(hi - lo - nnew - nchanged - failed);
-	sink.nuls += fresh.nuls;
+	sink.nuls += news->nuls;
 	return o;
 }
 
@@ -645,30 +485,31 @@ commit_range(struct batch *b, size_t lo, size_t hi, int type, struct totals *t)
 
 /* Without a database: print the rows (--dry-run) or write COPY files. */
 static void
-write_offline(struct batch *b, int type, struct totals *t)
+write_offline(struct batch *b, struct totals *t)
 {
+	struct sink *rows = &b->pre;
 	struct rec *w;
-	size_t g, built, failed = 0;
+	size_t g;
 	int k;
 
-	sink_reset(&sink);
-	built = build_rows(b, 0, b->ngrp, type, 1u << G_NEW, &sink, &failed);
+	if (!b->prebuilt)
+		batch_prebuild(b);
 	for (g = 0; g < b->ngrp; g++)
 		if ((w = winner(b, g))->build_err != NULL) {
 			reject(b, w, w->build_err);
 			t->rejected++;
 		}
 	flush_settle();
-	t->nuls += (long long)sink.nuls;
+	t->nuls += (long long)rows->nuls;
 	if (opt.dry_run) {
-		if (write_all(STDOUT_FILENO, sink.out[0].p, sink.out[0].len) < 0)
+		if (write_all(STDOUT_FILENO, rows->out[0].p, rows->out[0].len) < 0)
 			die(EXIT_TEMPFAIL, "stdout: %s", strerror(errno));
 	} else
 		for (k = 0; k < NTABLES; k++)
-			if (sink.out[k].len && fwrite(sink.out[k].p, 1, sink.out[k].len,
-			    copy_fp[k]) != sink.out[k].len)
+			if (rows->out[k].len && fwrite(rows->out[k].p, 1, rows->out[k].len,
+			    copy_fp[k]) != rows->out[k].len)
 				die(EXIT_TEMPFAIL, "--copy-out %s: %s", opt.copy_out, strerror(errno));
-	t->inserted += (long long)built;
+	t->inserted += (long long)b->pre_rows;
 }
 
 static void
@@ -681,7 +522,6 @@ process_batch(struct batch *b)
 	size_t i;
 	int type;
 
-	batch_prepare(b);
 	for (i = 0; i < b->n; i++) {
 		r = &b->r[i];
 		if (r->kind == R_INVALID) {
@@ -701,12 +541,15 @@ process_batch(struct batch *b)
 	}
 	flush_settle();
 	if (b->nrec > 0) {
-		type = data_type_index(b->r[b->order[0]].e.type.p, b->r[b->order[0]].e.type.n);
+		type = batch_type(b);
 		t.duplicates = (long long)(b->nrec - b->ngrp);
 		if (opt.dry_run || opt.copy_out)
-			write_offline(b, type, &t);
-		else
+			write_offline(b, &t);
+		else {
 			commit_range(b, 0, b->ngrp, type, &t);
+			/* Rows built ahead are wasted while the records are stored. */
+			reader_build_ahead(t.updated == 0 && t.unchanged == 0);
+		}
 		dt = now_mono() - t0;
 		count_batch(dt);
 		by_type[type].inserted += t.inserted;
@@ -830,80 +673,46 @@ close_outputs(void)
 		die(EXIT_TEMPFAIL, "--acks %s: %s", opt.acks, strerror(errno));
 }
 
-/* The next input line. While the input is idle the state file keeps its
- * heartbeat, and a stop request ends the wait (the wait is a poll, which a
- * signal interrupts; a read would be restarted). */
-static int
-next_line(struct linereader *in, struct line *l)
-{
-	struct pollfd p;
-	int rc;
-
-	for (;;) {
-		if ((rc = lr_next(in, l)) == 1)
-			return 1;
-		if (rc < 0 || stop_signal)
-			return 0;
-		if (sf.path != NULL)
-			write_state(1.0, "idle");
-		p.fd = STDIN_FILENO;
-		p.events = POLLIN;
-		if (poll(&p, 1, sf.path != NULL ? 1000 : -1) <= 0)
-			continue;
-		if (lr_fill(in) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-	}
-}
-
 /*
- * Read the input batch by batch. A line outside a batch is taken as a batch
- * of its own (so `tblhash | tblload` works, one transaction per record).
+ * Load the input batch by batch, as the reader thread hands them over.
+ * While the input is idle the state file keeps its heartbeat; a stop
+ * request is seen within a second (the wait is a poll, which a signal
+ * interrupts) and ends the loop between batches.
  */
 static void
 load(void)
 {
-	static struct batch b;
-	struct linereader in;
-	struct line l;
-	struct slice type;
-	const char *err;
-	long long want;
+	struct batch *b;
+	enum reader_status st = RD_END;
 	bool warned = false;
-	int rc = 0;
 
-	lr_init(&in, STDIN_FILENO, opt.max_line);
-	b.type_idx = -1;
-	while (!stop_signal && (rc = next_line(&in, &l)) == 1) {
-		batch_clear(&b);
-		b.lineno = l.lineno;
-		if (!l.truncated && frame_scan(l.p, l.len, &type, &want, &err) == 0) {
-			b.type_idx = data_type_index(type.p, type.n);
-			while ((long long)b.n < want && (rc = lr_getline(&in, &l, NULL)) == 1)
-				batch_add(&b, &l);
-			if ((long long)b.n < want) {
-				log_msg(LOG_ERROR, "❌ Batch at line %llu cut short by the end of input "
-				    "(%zu of %lld lines); not committed", b.lineno, b.n, want);
-				exit_status = EXIT_TEMPFAIL;
-				break;
-			}
-		} else {
-			if (!warned)
-				log_msg(LOG_WARNING, "⚠️ Input is not batched: one transaction per "
-				    "line (pipe it through tblbatch)");
-			warned = true;
-			b.type_idx = -1;
-			b.lineno = l.lineno - 1;
-			batch_add(&b, &l);
+	reader_start(STDIN_FILENO, opt.max_line, sink.fmt);
+	while (!stop_signal) {
+		if ((st = reader_next(1.0, &b)) == RD_WAIT) {
+			if (sf.path != NULL)
+				write_state(1.0, "idle");
+			continue;
 		}
-		process_batch(&b);
+		if (st != RD_BATCH)
+			break;
+		if (b->cut_short) {
+			log_msg(LOG_ERROR, "❌ Batch at line %llu cut short by the end of input "
+			    "(%zu of %lld lines); not committed", b->lineno, b->n, b->want);
+			exit_status = EXIT_TEMPFAIL;
+			reader_release(b);
+			break;
+		}
+		if (b->unbatched && !warned) {
+			log_msg(LOG_WARNING, "⚠️ Input is not batched: one transaction per "
+			    "line (pipe it through tblbatch)");
+			warned = true;
+		}
+		process_batch(b);
+		reader_release(b);
 	}
-	if (rc < 0)
+	if (st == RD_ERROR)
 		die(EXIT_TEMPFAIL, "stdin: %s", strerror(errno));
-	lr_free(&in);
-	batch_clear(&b);
+	reader_stop();
 }
 
 int

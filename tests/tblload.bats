@@ -208,6 +208,44 @@ envl() {
 	assert_equal 0 "$(psqlq -c "SELECT n_tup_upd + n_tup_del FROM pg_stat_user_tables WHERE relname = 'releases'")"
 }
 
+@test "one run of new, stored, changed and poisoned batches: rows built ahead are used only where right" {
+	# tblload builds the rows of the next batch while the one before is in
+	# PostgreSQL, as if all its records were new; a batch with stored
+	# records must be built again. Six batches in one run:
+	local env r1
+	env=$(envelopes releases)
+	r1=$(head -n 1 "$env" | jq -c '.body | .title = "Changed" |
+		.labels.label = {"@catno":"NEW 1","@id":"77","@name":"Other"}' | tblhash --type releases 2>/dev/null)
+	{
+		sed -n 1,5p "$env" | frame	# new
+		sed -n 1,5p "$env" | frame	# stored: unchanged
+		sed -n 6,10p "$env" | frame	# new, after a batch of stored ones
+		sed -n 11,13p "$env" | frame	# new
+		{ sed -n 14,16p "$env"; envl releases 999999 '{"id":"999999",'; } | frame	# new, and a poison body
+		{ printf '%s\n' "$r1"; sed -n 17,18p "$env"; } | frame	# one changed, two new
+	} >"$T/in"
+	LOG_LEVEL=DEBUG run -1 --separate-stderr tblload <"$T/in"
+	# Rows of stored records COPYed as new would collide (and be redone).
+	[[ $stderr != *"stored by someone else"* ]] || flunk "rows built ahead were used for stored records"
+	assert_equal "releases 5 5 0 0 0 0
+releases 5 0 0 5 0 0
+releases 5 5 0 0 0 0
+releases 3 3 0 0 0 0
+releases 4 3 0 0 1 0
+releases 3 2 1 0 0 0" "$(batch_logs "$stderr")"
+	assert_equal "Changed|77|NEW 1" "$(psqlq -c 'SELECT r.title, l.label_id, l.catno FROM releases r JOIN release_labels l ON l.release_id = r.id WHERE r.id = 1')"
+
+	# Exactly the tables of the final records loaded at once.
+	local sum
+	sum=$(checksum)
+	pg_newdb
+	{ printf '%s\n' "$r1"; sed -n 2,18p "$env"; } | frame >"$T/ref"
+	run -0 --separate-stderr tblload <"$T/ref"
+	assert_equal "releases 18 18 0 0 0 0" "$(batch_logs "$stderr")"
+	assert_equal "$(checksum)" "$sum"
+	assert_equal 18 "$(count releases)"
+}
+
 @test "a row PostgreSQL refuses is rejected with its reason; the rest of the batch commits" {
 	local bad='{"id":"3","name":"a\ud800b"}'
 	{

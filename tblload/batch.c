@@ -1,0 +1,190 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "util.h"
+
+void
+batch_add(struct batch *b, const struct line *l, size_t max_line)
+{
+	struct rec *r;
+
+	if (b->n == b->cap) {
+		b->cap = b->cap ? 2 * b->cap : 256;
+		b->r = xrealloc(b->r, b->cap * sizeof(*b->r));
+	}
+	r = &b->r[b->n];
+	memset(r, 0, sizeof(*r));
+	r->pos = b->n++;
+	r->off = b->arena.len;
+	r->len = l->len;
+	if (l->truncated) {
+		r->kind = R_INVALID;
+		r->reason = xasprintf("line too long (%zu bytes, limit %zu)", l->full_len,
+		    max_line);
+	}
+	buf_add(&b->arena, l->p, l->len);
+}
+
+void
+batch_clear(struct batch *b)
+{
+	size_t i, rows = 0;
+	int k;
+
+	for (i = 0; i < b->n; i++)
+		free(b->r[i].reason);
+	b->n = b->nrec = b->ngrp = 0;
+	b->unbatched = b->cut_short = b->prebuilt = false;
+	b->want = 0;
+	b->type_idx = -1;
+	buf_reset(&b->arena);
+	for (k = 0; k < NTABLES; k++)
+		rows += b->pre.out[k].cap;
+	if (b->arena.cap + rows > (256u << 20)) {
+		/* Give back the memory of an exceptionally large batch. */
+		buf_free(&b->arena);
+		sink_free(&b->pre);
+		free(b->r);
+		b->r = NULL;
+		b->cap = 0;
+	}
+	sink_reset(&b->pre);
+}
+
+void
+batch_free(struct batch *b)
+{
+	batch_clear(b);
+	buf_free(&b->arena);
+	sink_free(&b->pre);
+	free(b->r);
+	free(b->order);
+	free(b->grp);
+	free(b->known);
+	memset(b, 0, sizeof(*b));
+}
+
+/* The batch being sorted: each thread sorts its own. */
+static _Thread_local const struct batch *cmp_batch;
+
+static int
+cmp_id_pos(const void *a, const void *b)
+{
+	const struct rec *x = &cmp_batch->r[*(const size_t *)a];
+	const struct rec *y = &cmp_batch->r[*(const size_t *)b];
+
+	if (x->e.id != y->e.id)
+		return x->e.id < y->e.id ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+void
+batch_prepare(struct batch *b)
+{
+	const char *err;
+	struct rec *r;
+	struct buf dec = { 0 };
+	size_t i;
+
+	b->order = xrealloc(b->order, (b->n ? b->n : 1) * sizeof(size_t));
+	b->grp = xrealloc(b->grp, (b->n + 1) * sizeof(size_t));
+	b->known = xrealloc(b->known, b->n + 1);
+	memset(b->known, G_NEW, b->n + 1);
+	b->nrec = b->ngrp = 0;
+	for (i = 0; i < b->n; i++) {
+		r = &b->r[i];
+		if (r->kind == R_INVALID) {
+			/* An overlong line: its header tells who to reject. */
+			(void)env_scan_prefix(b->arena.p + r->off, r->len, &r->e, &err);
+			r->e.has_body = r->e.has_raw = false;
+			continue;
+		}
+		if (env_scan(b->arena.p + r->off, r->len, &r->e, &err) < 0) {
+			r->kind = R_INVALID;
+			r->reason = xasprintf("malformed envelope: %s", err);
+			memset(&r->e, 0, sizeof(r->e));
+			continue;
+		}
+		if (r->e.invalid.p != NULL) {
+			r->kind = R_INVALID;
+			buf_reset(&dec);
+			slice_decode(&dec, r->e.invalid);
+			r->reason = xstrndup(dec.p ? dec.p : "", dec.len);
+		} else if (r->e.control.p != NULL)
+			r->kind = R_CONTROL;
+		else if (!r->e.has_id || r->e.id < 1 || r->e.id > 2147483647 ||
+		    r->e.sha256.n != 64 || !r->e.has_body) {
+			r->kind = R_INVALID;
+			r->reason = xstrdup("envelope has no id, sha256 or body (pipe through tblhash)");
+		} else if (data_type_index(r->e.type.p, r->e.type.n) < 0 || r->e.type.esc) {
+			r->kind = R_INVALID;
+			r->reason = xstrdup("unknown type");
+		} else if (b->type_idx >= 0 &&
+		    data_type_index(r->e.type.p, r->e.type.n) != b->type_idx) {
+			r->kind = R_INVALID;
+			r->reason = xstrdup("type differs from its batch");
+		} else {
+			/* A batch whose header names no known type takes the type
+			 * of its first record: all its rows go to one table. */
+			b->type_idx = data_type_index(r->e.type.p, r->e.type.n);
+			r->kind = R_RECORD;
+			b->order[b->nrec++] = i;
+		}
+	}
+	buf_free(&dec);
+	cmp_batch = b;
+	qsort(b->order, b->nrec, sizeof(size_t), cmp_id_pos);
+	for (i = 0; i < b->nrec; i++)
+		if (i == 0 || b->r[b->order[i]].e.id != b->r[b->order[i - 1]].e.id)
+			b->grp[b->ngrp++] = i;
+	b->grp[b->ngrp] = b->nrec;
+}
+
+int
+batch_type(const struct batch *b)
+{
+	const struct rec *r = &b->r[b->order[0]];
+
+	return data_type_index(r->e.type.p, r->e.type.n);
+}
+
+struct rec *
+winner(struct batch *b, size_t g)
+{
+	return &b->r[b->order[b->grp[g + 1] - 1]];
+}
+
+size_t
+build_rows(struct batch *b, size_t lo, size_t hi, unsigned mask, struct sink *sk,
+    size_t *failed)
+{
+	struct rec *r;
+	char sha[65];
+	size_t g, n = 0;
+	int type = batch_type(b);
+
+	for (g = lo; g < hi; g++) {
+		r = winner(b, g);
+		if (!(mask & (1u << b->known[g])))
+			continue;
+		r->build_err = NULL;
+		memcpy(sha, r->e.sha256.p, 64);
+		sha[64] = '\0';
+		if (rows_build(sk, type, r->e.id, sha, r->e.body, &r->build_err) == 0)
+			n++;
+		else
+			(*failed)++;
+	}
+	return n;
+}
+
+void
+batch_prebuild(struct batch *b)
+{
+	sink_reset(&b->pre);
+	b->pre_rows = b->pre_failed = 0;
+	if (b->nrec > 0)
+		b->pre_rows = build_rows(b, 0, b->ngrp, 1u << G_NEW, &b->pre, &b->pre_failed);
+	b->prebuilt = true;
+}

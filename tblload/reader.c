@@ -1,0 +1,285 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "envelope.h"
+#include "log.h"
+#include "reader.h"
+#include "util.h"
+
+#define NSLOTS	2
+
+static struct {
+	pthread_t	 thread;
+	bool		 running;
+	int		 fd;
+	size_t		 max_line;
+	struct batch	 slot[NSLOTS];
+	/* Batches are read into slot[produced % NSLOTS], loaded from
+	 * slot[consumed % NSLOTS] and given back in the same order. */
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 freed;		/* released moved, or quit */
+	unsigned long	 produced, consumed, released;
+	bool		 ended, quit;
+	enum reader_status end_status;
+	int		 end_errno;
+	int		 wake[2];	/* the thread tells the main thread: a batch, or the end */
+	int		 stop[2];	/* the main thread tells the thread: quit */
+	atomic_bool	 build_ahead;
+} rd = { .mu = PTHREAD_MUTEX_INITIALIZER, .freed = PTHREAD_COND_INITIALIZER,
+	.wake = { -1, -1 }, .stop = { -1, -1 } };
+
+static void
+lock(void)
+{
+	int err;
+
+	if ((err = pthread_mutex_lock(&rd.mu)) != 0)
+		die(EXIT_SOFTWARE, "reader lock: %s", strerror(err));
+}
+
+static void
+unlock(void)
+{
+	int err;
+
+	if ((err = pthread_mutex_unlock(&rd.mu)) != 0)
+		die(EXIT_SOFTWARE, "reader unlock: %s", strerror(err));
+}
+
+static void
+poke(int fd)
+{
+	char c = 0;
+
+	/* A full pipe already holds a wake-up: EAGAIN loses nothing. */
+	if (write(fd, &c, 1) < 0 && errno != EAGAIN && errno != EINTR)
+		die(EXIT_SOFTWARE, "reader pipe: %s", strerror(errno));
+}
+
+/* 1 when input can be read, 0 when asked to quit. */
+static int
+await_input(void)
+{
+	struct pollfd p[2] = { { rd.fd, POLLIN, 0 }, { rd.stop[0], POLLIN, 0 } };
+
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die(EXIT_SOFTWARE, "poll: %s", strerror(errno));
+		}
+		if (p[1].revents)
+			return 0;
+		if (p[0].revents)
+			return 1;
+	}
+}
+
+/* The next line: 1, 0 at the end of input, -1 on a read error, -2 to quit. */
+static int
+next_line(struct linereader *in, struct line *l)
+{
+	int rc;
+
+	for (;;) {
+		if ((rc = lr_next(in, l)) == 1)
+			return 1;
+		if (rc < 0)
+			return 0;
+		if (!await_input())
+			return -2;
+		if (lr_fill(in) < 0)
+			return -1;
+	}
+}
+
+/*
+ * Read one batch: its header line and as many lines as it announces. A line
+ * outside a batch is a batch of its own (so `tblhash | tblload` works, one
+ * transaction per record). Returns 1 with a batch, else as next_line.
+ */
+static int
+read_batch(struct linereader *in, struct batch *b)
+{
+	struct line l;
+	struct slice type;
+	const char *err;
+	int rc;
+
+	batch_clear(b);
+	if ((rc = next_line(in, &l)) != 1)
+		return rc;
+	b->lineno = l.lineno;
+	if (!l.truncated && frame_scan(l.p, l.len, &type, &b->want, &err) == 0) {
+		b->type_idx = data_type_index(type.p, type.n);
+		while ((long long)b->n < b->want && (rc = next_line(in, &l)) == 1)
+			batch_add(b, &l, rd.max_line);
+		if (rc == -1 || rc == -2)
+			return rc;
+		b->cut_short = (long long)b->n < b->want;
+		return 1;
+	}
+	b->unbatched = true;
+	b->lineno = l.lineno - 1;
+	batch_add(b, &l, rd.max_line);
+	return 1;
+}
+
+static void *
+read_loop(void *arg)
+{
+	struct linereader in;
+	struct batch *b;
+	int rc;
+
+	(void)arg;
+	lr_init(&in, rd.fd, rd.max_line);
+	for (;;) {
+		lock();
+		while (!rd.quit && rd.produced - rd.released >= NSLOTS)
+			if ((rc = pthread_cond_wait(&rd.freed, &rd.mu)) != 0)
+				die(EXIT_SOFTWARE, "reader wait: %s", strerror(rc));
+		b = &rd.slot[rd.produced % NSLOTS];
+		rc = rd.quit ? -2 : 0;
+		unlock();
+		if (rc == 0 && (rc = read_batch(&in, b)) == 1) {
+			batch_prepare(b);
+			if (atomic_load(&rd.build_ahead) && !b->cut_short)
+				batch_prebuild(b);
+		}
+		lock();
+		if (rc == 1)
+			rd.produced++;
+		else {
+			rd.ended = true;
+			rd.end_status = rc == -1 ? RD_ERROR : RD_END;
+			rd.end_errno = errno;
+		}
+		unlock();
+		poke(rd.wake[1]);
+		if (rc != 1)
+			break;
+	}
+	lr_free(&in);
+	return NULL;
+}
+
+static void
+make_pipe(int p[2])
+{
+	int i, fl;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		die(EXIT_SOFTWARE, "pipe: %s", strerror(errno));
+	for (i = 0; i < 2; i++)
+		if ((fl = fcntl(p[i], F_GETFL)) < 0 || fcntl(p[i], F_SETFL, fl | O_NONBLOCK) < 0)
+			die(EXIT_SOFTWARE, "fcntl: %s", strerror(errno));
+}
+
+void
+reader_start(int fd, size_t max_line, enum sinkfmt fmt)
+{
+	sigset_t all, old;
+	int i, err;
+
+	rd.fd = fd;
+	rd.max_line = max_line;
+	atomic_store(&rd.build_ahead, true);
+	for (i = 0; i < NSLOTS; i++) {
+		rd.slot[i].type_idx = -1;
+		rd.slot[i].pre.fmt = fmt;
+		rd.slot[i].pre.with_ord = 0;
+	}
+	make_pipe(rd.wake);
+	make_pipe(rd.stop);
+	/* The thread inherits a mask that blocks every signal. */
+	sigfillset(&all);
+	if ((err = pthread_sigmask(SIG_SETMASK, &all, &old)) != 0 ||
+	    (err = pthread_create(&rd.thread, NULL, read_loop, NULL)) != 0 ||
+	    (err = pthread_sigmask(SIG_SETMASK, &old, NULL)) != 0)
+		die(EXIT_SOFTWARE, "reader thread: %s", strerror(err));
+	rd.running = true;
+}
+
+enum reader_status
+reader_next(double timeout, struct batch **bp)
+{
+	struct pollfd p = { rd.wake[0], POLLIN, 0 };
+	enum reader_status st;
+	char drain[64];
+
+	for (;;) {
+		lock();
+		if (rd.consumed < rd.produced) {
+			*bp = &rd.slot[rd.consumed++ % NSLOTS];
+			unlock();
+			return RD_BATCH;
+		}
+		if (rd.ended) {
+			st = rd.end_status;
+			errno = rd.end_errno;
+			unlock();
+			return st;
+		}
+		unlock();
+		switch (poll(&p, 1, timeout < 0 ? -1 : (int)(timeout * 1000))) {
+		case -1:
+			if (errno != EINTR)
+				die(EXIT_SOFTWARE, "poll: %s", strerror(errno));
+			/* FALLTHROUGH */
+		case 0:
+			return RD_WAIT;
+		}
+		while (read(rd.wake[0], drain, sizeof(drain)) > 0)
+			;
+	}
+}
+
+void
+reader_release(struct batch *b)
+{
+	int err;
+
+	(void)b;	/* slots are given back in the order they were taken */
+	lock();
+	rd.released++;
+	err = pthread_cond_signal(&rd.freed);
+	unlock();
+	if (err != 0)
+		die(EXIT_SOFTWARE, "reader signal: %s", strerror(err));
+}
+
+void
+reader_build_ahead(bool on)
+{
+	atomic_store(&rd.build_ahead, on);
+}
+
+void
+reader_stop(void)
+{
+	int i, err;
+
+	if (!rd.running)
+		return;
+	lock();
+	rd.quit = true;
+	if ((err = pthread_cond_signal(&rd.freed)) != 0)
+		die(EXIT_SOFTWARE, "reader signal: %s", strerror(err));
+	unlock();
+	poke(rd.stop[1]);
+	if ((err = pthread_join(rd.thread, NULL)) != 0)
+		die(EXIT_SOFTWARE, "reader thread: %s", strerror(err));
+	rd.running = false;
+	for (i = 0; i < NSLOTS; i++)
+		batch_free(&rd.slot[i]);
+	for (i = 0; i < 2; i++)
+		if (close(rd.wake[i]) < 0 || close(rd.stop[i]) < 0)
+			die(EXIT_SOFTWARE, "reader pipe: %s", strerror(errno));
+}
