@@ -86,6 +86,7 @@ batch_prepare(struct batch *b)
 	struct rec *r;
 	struct buf dec = { 0 };
 	size_t i;
+	int type;
 
 	b->order = xrealloc(b->order, (b->n ? b->n : 1) * sizeof(size_t));
 	b->grp = xrealloc(b->grp, (b->n + 1) * sizeof(size_t));
@@ -117,17 +118,17 @@ batch_prepare(struct batch *b)
 		    r->e.sha256.n != 64 || !r->e.has_body) {
 			r->kind = R_INVALID;
 			r->reason = xstrdup("envelope has no id, sha256 or body (pipe through tblhash)");
-		} else if (data_type_index(r->e.type.p, r->e.type.n) < 0 || r->e.type.esc) {
+		} else if ((type = data_type_index(r->e.type.p, r->e.type.n)) < 0 ||
+		    r->e.type.esc) {
 			r->kind = R_INVALID;
 			r->reason = xstrdup("unknown type");
-		} else if (b->type_idx >= 0 &&
-		    data_type_index(r->e.type.p, r->e.type.n) != b->type_idx) {
+		} else if (b->type_idx >= 0 && type != b->type_idx) {
 			r->kind = R_INVALID;
 			r->reason = xstrdup("type differs from its batch");
 		} else {
 			/* A batch whose header names no known type takes the type
 			 * of its first record: all its rows go to one table. */
-			b->type_idx = data_type_index(r->e.type.p, r->e.type.n);
+			b->type_idx = type;
 			r->kind = R_RECORD;
 			b->order[b->nrec++] = i;
 		}
@@ -139,14 +140,6 @@ batch_prepare(struct batch *b)
 		if (i == 0 || b->r[b->order[i]].e.id != b->r[b->order[i - 1]].e.id)
 			b->grp[b->ngrp++] = i;
 	b->grp[b->ngrp] = b->nrec;
-}
-
-int
-batch_type(const struct batch *b)
-{
-	const struct rec *r = &b->r[b->order[0]];
-
-	return data_type_index(r->e.type.p, r->e.type.n);
 }
 
 struct rec *
@@ -162,7 +155,7 @@ build_rows(struct batch *b, size_t lo, size_t hi, unsigned mask, struct sink *sk
 	struct rec *r;
 	char sha[65];
 	size_t g, n = 0;
-	int type = batch_type(b);
+	int type = b->type_idx;
 
 	for (g = lo; g < hi; g++) {
 		r = winner(b, g);

@@ -33,7 +33,8 @@ struct batch {
 	struct buf	 arena;
 	struct rec	*r;
 	size_t		 n, cap;
-	int		 type_idx;	/* from the batch header, or -1 */
+	int		 type_idx;	/* from the header, else of the first record;
+					 * after batch_prepare, of every record */
 	unsigned long long lineno;	/* of the header (of the line before, unbatched) */
 	size_t		*order;		/* records sorted by (id, position) */
 	size_t		 nrec;
@@ -62,8 +63,6 @@ void	batch_clear(struct batch *);
 void	batch_free(struct batch *);
 /* Read the envelope headers, classify the lines, sort and group the records. */
 void	batch_prepare(struct batch *);
-/* The data type (table) of the batch's records; only when nrec > 0. */
-int	batch_type(const struct batch *);
 /* The record that counts in group g: the last one with that id. */
 struct rec *winner(struct batch *, size_t g);
 /*

@@ -173,13 +173,8 @@ read_loop(void *arg)
 static void
 make_pipe(int p[2])
 {
-	int i, fl;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
 		die(EXIT_SOFTWARE, "pipe: %s", strerror(errno));
-	for (i = 0; i < 2; i++)
-		if ((fl = fcntl(p[i], F_GETFL)) < 0 || fcntl(p[i], F_SETFL, fl | O_NONBLOCK) < 0)
-			die(EXIT_SOFTWARE, "fcntl: %s", strerror(errno));
 }
 
 void
@@ -192,7 +187,6 @@ reader_start(int fd, size_t max_line, enum sinkfmt fmt)
 	rd.max_line = max_line;
 	atomic_store(&rd.build_ahead, true);
 	for (i = 0; i < NSLOTS; i++) {
-		rd.slot[i].type_idx = -1;
 		rd.slot[i].pre.fmt = fmt;
 		rd.slot[i].pre.with_ord = 0;
 	}

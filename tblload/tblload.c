@@ -541,7 +541,7 @@ process_batch(struct batch *b)
 	}
 	flush_settle();
 	if (b->nrec > 0) {
-		type = batch_type(b);
+		type = b->type_idx;
 		t.duplicates = (long long)(b->nrec - b->ngrp);
 		if (opt.dry_run || opt.copy_out)
 			write_offline(b, &t);
@@ -689,8 +689,7 @@ load(void)
 	reader_start(STDIN_FILENO, opt.max_line, sink.fmt);
 	while (!stop_signal) {
 		if ((st = reader_next(1.0, &b)) == RD_WAIT) {
-			if (sf.path != NULL)
-				write_state(1.0, "idle");
+			write_state(1.0, "idle");
 			continue;
 		}
 		if (st != RD_BATCH)
