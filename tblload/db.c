@@ -236,11 +236,13 @@ result_error(struct db *db, PGresult *res, char *err, size_t errsz)
 	return classify_state(st);
 }
 
-/* Run a statement that returns no rows. */
+/* Run statements whose rows are not wanted, with one integer-array
+ * parameter ("{1,2,3}") or none. */
 static enum outcome
-exec_cmd(struct db *db, const char *sql, char *err, size_t errsz)
+exec_cmd(struct db *db, const char *sql, const char *ids, char *err, size_t errsz)
 {
-	PGresult *res = run(db, sql, 0, NULL, false);
+	const char *params[1] = { ids };
+	PGresult *res = run(db, sql, ids ? 1 : 0, params, false);
 	enum outcome o = OUT_OK;
 
 	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
@@ -310,7 +312,7 @@ create_database(struct db *db, char *err, size_t errsz)
 {
 	PGconn *admin = connect_to(db, "postgres");
 	PGresult *res;
-	const char *params[1] = { db->dbname };
+	const char *params[1] = { db->dbname }, *st;
 	char *ident, sql[512];
 	enum outcome o = OUT_OK;
 
@@ -331,14 +333,11 @@ create_database(struct db *db, char *err, size_t errsz)
 		res = PQexec(admin, sql);
 		if (PQresultStatus(res) == PGRES_COMMAND_OK)
 			log_msg(LOG_INFO, "🆕 Created database %s", db->dbname);
-		else if (strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE) ?
-		    PQresultErrorField(res, PG_DIAG_SQLSTATE) : "", "42P04") != 0) {
-			/* 42P04: someone else created it meanwhile. */
-			db->conn = admin;
-			o = result_error(db, res, err, errsz);
-			db->conn = NULL;
-		}
-	} else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	}
+	st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	/* 42P04: someone else created it meanwhile. */
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    (st == NULL || strcmp(st, "42P04") != 0)) {
 		db->conn = admin;
 		o = result_error(db, res, err, errsz);
 		db->conn = NULL;
@@ -358,10 +357,10 @@ apply_schema(struct db *db, char *err, size_t errsz)
 	buf_adds(&sql, "BEGIN; SELECT pg_advisory_xact_lock(1952539753); ");
 	buf_adds(&sql, schema_sql);
 	buf_adds(&sql, "; COMMIT;");
-	o = exec_cmd(db, sql.p, err, errsz);
+	o = exec_cmd(db, sql.p, NULL, err, errsz);
 	buf_free(&sql);
 	if (o != OUT_OK)
-		(void)exec_cmd(db, "ROLLBACK", err + strlen(err), 0);
+		(void)exec_cmd(db, "ROLLBACK", NULL, err + strlen(err), 0);
 	return o;
 }
 
@@ -409,7 +408,7 @@ create_staging(struct db *db, char *err, size_t errsz)
 		buf_printf(&sql, "CREATE TEMP TABLE IF NOT EXISTS tbl_stage_%s "
 		    "(LIKE %s INCLUDING DEFAULTS%s) ON COMMIT DELETE ROWS; ",
 		    tables[t].name, tables[t].name, t >= T_RELEASE_LABELS ? ", ord integer" : "");
-	o = exec_cmd(db, sql.p, err, errsz);
+	o = exec_cmd(db, sql.p, NULL, err, errsz);
 	buf_free(&sql);
 	if (o == OUT_OK)
 		db->staged = true;
@@ -476,7 +475,7 @@ copy_in(struct db *db, enum table t, bool staged, const struct buf *rows, char *
 		return o == OUT_OK ? OUT_FATAL : o;
 	}
 	PQclear(res);
-	if ((rows->len > 0 && PQputCopyData(db->conn, rows->p, (int)rows->len) != 1) ||
+	if (PQputCopyData(db->conn, rows->p, (int)rows->len) != 1 ||
 	    PQputCopyEnd(db->conn, NULL) != 1) {
 		set_err(err, errsz, NULL, PQerrorMessage(db->conn));
 		return OUT_TRANSIENT;
@@ -489,20 +488,6 @@ copy_in(struct db *db, enum table t, bool staged, const struct buf *rows, char *
 			o = result_error(db, res, err, errsz);
 		PQclear(res);
 	}
-	return o;
-}
-
-/* Run one statement with an integer-array parameter, or none. */
-static enum outcome
-run_cmd(struct db *db, const char *sql, const char *ids, char *err, size_t errsz)
-{
-	const char *params[1] = { ids };
-	PGresult *res = run(db, sql, ids ? 1 : 0, params, false);
-	enum outcome o = OUT_OK;
-
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		o = result_error(db, res, err, errsz);
-	PQclear(res);
 	return o;
 }
 
@@ -519,26 +504,26 @@ replace_links(struct db *db, const char *written, const char *updated, bool all,
 	enum outcome o = OUT_OK;
 
 	if (updated != NULL)
-		o = run_cmd(db, "DELETE FROM release_labels WHERE release_id = ANY($1::integer[]); ",
+		o = exec_cmd(db, "DELETE FROM release_labels WHERE release_id = ANY($1::integer[])",
 		    updated, err, errsz);
 	if (o == OUT_OK && updated != NULL)
-		o = run_cmd(db, "DELETE FROM release_artists WHERE release_id = ANY($1::integer[])",
+		o = exec_cmd(db, "DELETE FROM release_artists WHERE release_id = ANY($1::integer[])",
 		    updated, err, errsz);
 	if (o != OUT_OK)
 		return o;
 	if (all)
-		return run_cmd(db,
+		return exec_cmd(db,
 		    "INSERT INTO release_labels (release_id, label_id, catno) "
 		    "SELECT release_id, label_id, catno FROM tbl_stage_release_labels "
 		    "ORDER BY release_id, ord; "
 		    "INSERT INTO release_artists (release_id, artist_id, name, anv, \"join\", role, extra) "
 		    "SELECT release_id, artist_id, name, anv, \"join\", role, extra "
 		    "FROM tbl_stage_release_artists ORDER BY release_id, ord", NULL, err, errsz);
-	o = run_cmd(db, "INSERT INTO release_labels (release_id, label_id, catno) "
+	o = exec_cmd(db, "INSERT INTO release_labels (release_id, label_id, catno) "
 	    "SELECT release_id, label_id, catno FROM tbl_stage_release_labels "
 	    "WHERE release_id = ANY($1::integer[]) ORDER BY release_id, ord", written, err, errsz);
 	if (o == OUT_OK)
-		o = run_cmd(db, "INSERT INTO release_artists (release_id, artist_id, name, anv, "
+		o = exec_cmd(db, "INSERT INTO release_artists (release_id, artist_id, name, anv, "
 		    "\"join\", role, extra) SELECT release_id, artist_id, name, anv, \"join\", role, "
 		    "extra FROM tbl_stage_release_artists WHERE release_id = ANY($1::integer[]) "
 		    "ORDER BY release_id, ord", written, err, errsz);
@@ -598,7 +583,7 @@ db_begin(struct db *db, char *err, size_t errsz)
 	}
 	if (!db->staged && (o = create_staging(db, err, errsz)) != OUT_OK)
 		return o;
-	return exec_cmd(db, "BEGIN", err, errsz);
+	return exec_cmd(db, "BEGIN", NULL, err, errsz);
 }
 
 enum outcome
@@ -623,20 +608,29 @@ db_stored_hashes(struct db *db, int type, const char *ids,
 	return o;
 }
 
+/* COPY the rows of a record type, and for releases their link rows, into
+ * the staging tables or straight into the tables. */
+static enum outcome
+copy_type(struct db *db, int type, bool staged, struct sink *rows, char *err, size_t errsz)
+{
+	enum outcome o;
+
+	o = copy_in(db, (enum table)type, staged, &rows->out[type], err, errsz);
+	if (o == OUT_OK && type == T_RELEASES)
+		o = copy_in(db, T_RELEASE_LABELS, staged, &rows->out[T_RELEASE_LABELS], err, errsz);
+	if (o == OUT_OK && type == T_RELEASES)
+		o = copy_in(db, T_RELEASE_ARTISTS, staged, &rows->out[T_RELEASE_ARTISTS], err,
+		    errsz);
+	return o;
+}
+
 enum outcome
 db_write(struct db *db, int type, struct sink *rows, long long nrecords,
     struct upsert_counts *uc, char *err, size_t errsz)
 {
 	enum outcome o;
 
-	o = copy_in(db, (enum table)type, true, &rows->out[type], err, errsz);
-	if (o == OUT_OK && type == T_RELEASES) {
-		o = copy_in(db, T_RELEASE_LABELS, true, &rows->out[T_RELEASE_LABELS], err, errsz);
-		if (o == OUT_OK)
-			o = copy_in(db, T_RELEASE_ARTISTS, true, &rows->out[T_RELEASE_ARTISTS],
-			    err, errsz);
-	}
-	if (o == OUT_OK)
+	if ((o = copy_type(db, type, true, rows, err, errsz)) == OUT_OK)
 		o = upsert(db, type, nrecords, uc, err, errsz);
 	return o;
 }
@@ -644,14 +638,8 @@ db_write(struct db *db, int type, struct sink *rows, long long nrecords,
 enum outcome
 db_copy_new(struct db *db, int type, struct sink *rows, char *err, size_t errsz)
 {
-	enum outcome o;
-	int t;
+	enum outcome o = copy_type(db, type, false, rows, err, errsz);
 
-	for (t = type, o = OUT_OK; o == OUT_OK && t < NTABLES; t++) {
-		if (t != type && (type != T_RELEASES || t < T_RELEASE_LABELS))
-			continue;
-		o = copy_in(db, (enum table)t, false, &rows->out[t], err, errsz);
-	}
 	/* Someone else stored one of these ids since we asked. */
 	if (o == OUT_DATA && strcmp(db->sqlstate, "23505") == 0)
 		return OUT_CONFLICT;
@@ -661,7 +649,7 @@ db_copy_new(struct db *db, int type, struct sink *rows, char *err, size_t errsz)
 enum outcome
 db_commit(struct db *db, char *err, size_t errsz)
 {
-	return exec_cmd(db, "COMMIT", err, errsz);
+	return exec_cmd(db, "COMMIT", NULL, err, errsz);
 }
 
 void
@@ -671,5 +659,5 @@ db_rollback(struct db *db)
 
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
 	    PQtransactionStatus(db->conn) != PQTRANS_IDLE)
-		(void)exec_cmd(db, "ROLLBACK", ignored, sizeof(ignored));
+		(void)exec_cmd(db, "ROLLBACK", NULL, ignored, sizeof(ignored));
 }

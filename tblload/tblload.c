@@ -297,7 +297,7 @@ all_new(const struct batch *b, size_t lo, size_t hi)
  * When the whole batch is new, the rows the reader built ahead are used.
  */
 static enum outcome
-try_commit(struct batch *b, size_t lo, size_t hi, int type, bool upsert_all,
+try_commit(struct batch *b, size_t lo, size_t hi, bool upsert_all,
     struct upsert_counts *uc, char *err, size_t errsz)
 {
 	static struct buf ids;
@@ -315,7 +315,7 @@ try_commit(struct batch *b, size_t lo, size_t hi, int type, bool upsert_all,
 	o = db_begin(db, err, errsz);
 	if (o == OUT_OK) {
 		ids_literal(b, lo, hi, &ids);
-		o = db_stored_hashes(db, type, ids.p, mark_stored, &hc, err, errsz);
+		o = db_stored_hashes(db, b->type_idx, ids.p, mark_stored, &hc, err, errsz);
 	}
 	if (o == OUT_OK && b->prebuilt && !upsert_all && lo == 0 && hi == b->ngrp &&
 	    all_new(b, lo, hi)) {
@@ -332,9 +332,9 @@ try_commit(struct batch *b, size_t lo, size_t hi, int type, bool upsert_all,
 		nchanged = build_rows(b, lo, hi, upsert_mask, &sink, &failed);
 	}
 	if (o == OUT_OK && nnew > 0)
-		o = db_copy_new(db, type, news, err, errsz);
+		o = db_copy_new(db, b->type_idx, news, err, errsz);
 	if (o == OUT_OK && nchanged > 0)
-		o = db_write(db, type, &sink, (long long)nchanged, uc, err, errsz);
+		o = db_write(db, b->type_idx, &sink, (long long)nchanged, uc, err, errsz);
 	if (o == OUT_OK)
 		o = db_commit(db, err, errsz);
 	if (o != OUT_OK)
@@ -429,7 +429,7 @@ reconnect(void)
  * record costs about log2(n) extra transactions and the others are stored.
  */
 static void
-commit_range(struct batch *b, size_t lo, size_t hi, int type, struct totals *t)
+commit_range(struct batch *b, size_t lo, size_t hi, struct totals *t)
 {
 	struct upsert_counts uc;
 	char err[1024], reason[1100];
@@ -439,7 +439,7 @@ commit_range(struct batch *b, size_t lo, size_t hi, int type, struct totals *t)
 	bool upsert_all = false;
 
 	for (;;) {
-		o = try_commit(b, lo, hi, type, upsert_all, &uc, err, sizeof(err));
+		o = try_commit(b, lo, hi, upsert_all, &uc, err, sizeof(err));
 		switch (o) {
 		case OUT_OK:
 			outage_since = 0;
@@ -458,8 +458,8 @@ commit_range(struct batch *b, size_t lo, size_t hi, int type, struct totals *t)
 		case OUT_DATA:
 			if (hi - lo > 1) {
 				mid = lo + (hi - lo) / 2;
-				commit_range(b, lo, mid, type, t);
-				commit_range(b, mid, hi, type, t);
+				commit_range(b, lo, mid, t);
+				commit_range(b, mid, hi, t);
 				return;
 			}
 			snprintf(reason, sizeof(reason), "PostgreSQL refused the row: %s", err);
@@ -546,7 +546,7 @@ process_batch(struct batch *b)
 		if (opt.dry_run || opt.copy_out)
 			write_offline(b, &t);
 		else {
-			commit_range(b, 0, b->ngrp, type, &t);
+			commit_range(b, 0, b->ngrp, &t);
 			/* Rows built ahead are wasted while the records are stored. */
 			reader_build_ahead(t.updated == 0 && t.unchanged == 0);
 		}
