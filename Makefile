@@ -10,6 +10,7 @@ BUILD    ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 VERSION  := $(shell cat VERSION)
+COMPILE   = $(CC) $(CPPFLAGS) -DTBL_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS)
 
 TOOLS    :=
 SCRIPTS  :=
@@ -24,9 +25,11 @@ MANS     := $(sort $(wildcard docs/man/*.1))
 .PHONY: all check deps test test-asan asan bench demo demo-stop install clean
 all: $(BINS)
 
-$(BUILD)/obj/%.o: %.c
+# Every object depends on VERSION: --version and the AMQP client properties
+# carry it, and a new version must not leave an old string behind.
+$(BUILD)/obj/%.o: %.c VERSION
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -DTBL_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(COMPILE) -MMD -MP -c -o $@ $<
 
 $(LIBTBL): $(LIB_OBJ)
 	@rm -f $@
@@ -60,11 +63,13 @@ deps:
 # per-tool suites again against binaries built with ASan and UBSan.
 check: deps all
 	tests/run $(BUILD)/bin
-	$(MAKE) asan
-	TBL_SUITES=unit tests/run build-asan/bin
+	$(MAKE) test-asan
 
 test: all
 	tests/run $(BUILD)/bin
+
+test-asan: asan
+	TBL_SUITES=unit tests/run build-asan/bin
 
 asan:
 	$(MAKE) BUILD=build-asan CFLAGS='-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer' all
@@ -74,7 +79,7 @@ bench: all $(BUILD)/bench/jsonc-parse
 
 $(BUILD)/bench/jsonc-parse: bench/jsonc-parse.c $(LIBTBL)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -DTBL_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) -o $@ $^ -ljson-c
+	$(COMPILE) -o $@ $^ -ljson-c
 
 demo: deps all
 	scripts/demo start
