@@ -215,6 +215,27 @@ listed(struct json_object *arr, const char *name)
 	return false;
 }
 
+/* How many types amqp-drain lists as complete. */
+static int
+ncompleted(struct json_object *drain)
+{
+	struct json_object *done = member(drain, "completed_files", json_type_array);
+	int t, n = 0;
+
+	for (t = 0; t < NTYPES; t++)
+		n += listed(done, data_types[t]);
+	return n;
+}
+
+/* tblload's db_ok: 1 when it reaches PostgreSQL, 0 when not, -1 unknown. */
+static int
+db_reachable(struct json_object *load)
+{
+	struct json_object *m = member(load, "db_ok", json_type_boolean);
+
+	return m != NULL ? json_object_get_boolean(m) != 0 : -1;
+}
+
 static void
 snapshot_load(const struct report_cfg *cfg, struct snapshot *s)
 {
@@ -292,9 +313,9 @@ static bool
 consumers_dead(const struct snapshot *s)
 {
 	const struct view *d = &s->f[DRAIN];
-	struct json_object *counts, *done;
+	struct json_object *counts;
 	double n, total = 0;
-	int t, ndone = 0;
+	int t;
 
 	if (is(s->sv, "restarting"))
 		return true;
@@ -304,13 +325,10 @@ consumers_dead(const struct snapshot *s)
 	if (nitems(member(d->o, "active_consumers", json_type_array)) > 0)
 		return false;
 	counts = member(d->o, "message_counts", json_type_object);
-	done = member(d->o, "completed_files", json_type_array);
-	for (t = 0; t < NTYPES; t++) {
+	for (t = 0; t < NTYPES; t++)
 		if (num(counts, data_types[t], &n))
 			total += n;
-		ndone += listed(done, data_types[t]);
-	}
-	return ndone < NTYPES && total > 0;
+	return ncompleted(d->o) < NTYPES && total > 0;
 }
 
 static void
@@ -364,8 +382,7 @@ evaluate(const struct report_cfg *cfg, const struct snapshot *s, struct verdict 
 			    "amqp-drain: no consumers left while work remains",
 			    num_or(sup->o, "restarts", 0) + 1);
 		if (load->o != NULL && current(s, LOAD) && is(load->state, "retrying") &&
-		    member(load->o, "db_ok", json_type_boolean) != NULL &&
-		    !json_object_get_boolean(member(load->o, "db_ok", json_type_boolean))) {
+		    db_reachable(load->o) == 0) {
 			outage = num(load->o, "outage_since", &t) ? s->now - t : 0;
 			problem(v, "tblload: PostgreSQL unreachable for %.0f s", outage);
 		}
@@ -479,14 +496,13 @@ report_health(const struct report_cfg *cfg, struct buf *b)
 	struct verdict v;
 	struct json_object *d, *l;
 	double t;
-	int i, done;
+	int i, done, reachable;
 
 	snapshot_load(cfg, &s);
 	evaluate(cfg, &s, &v);
 	d = s.f[DRAIN].o;
 	l = s.f[LOAD].o;
-	for (i = done = 0; i < NTYPES; i++)
-		done += listed(member(d, "completed_files", json_type_array), data_types[i]);
+	done = ncompleted(d);
 
 	buf_printf(b, "{\"status\":\"%s\",\"service\":\"tableinator\",\"current_task\":",
 	    health_names[v.status]);
@@ -520,11 +536,8 @@ report_health(const struct report_cfg *cfg, struct buf *b)
 		buf_printf(b, ",\"heartbeat_age\":%.3f}", s.now - s.f[i].heartbeat);
 	}
 	buf_adds(b, "},\"database\":{\"reachable\":");
-	if (member(l, "db_ok", json_type_boolean) == NULL)
-		buf_adds(b, "null");
-	else
-		buf_adds(b, json_object_get_boolean(member(l, "db_ok", json_type_boolean)) ?
-		    "true" : "false");
+	reachable = db_reachable(l);
+	buf_adds(b, reachable < 0 ? "null" : reachable ? "true" : "false");
 	buf_adds(b, ",\"outage_seconds\":");
 	if (num(l, "outage_since", &t))
 		buf_printf(b, "%.3f", s.now - t);
@@ -571,6 +584,20 @@ by_type(struct buf *b, const char *name, const char *type, const char *help,
 	for (t = 0; t < NTYPES; t++) {
 		snprintf(label, sizeof(label), "type=\"%s\"", data_types[t]);
 		sample(b, name, label, num_or(o, data_types[t], 0));
+	}
+}
+
+/* A gauge per type: 1 when the array lists the type, else 0. */
+static void
+listed_by_type(struct buf *b, const char *name, const char *help, struct json_object *arr)
+{
+	char label[32];
+	int t;
+
+	family(b, name, "gauge", help);
+	for (t = 0; t < NTYPES; t++) {
+		snprintf(label, sizeof(label), "type=\"%s\"", data_types[t]);
+		sample(b, name, label, listed(arr, data_types[t]));
 	}
 }
 
@@ -624,11 +651,7 @@ supervisor_metrics(struct buf *b, struct json_object *o)
 static void
 drain_metrics(struct buf *b, struct json_object *o)
 {
-	struct json_object *active = member(o, "active_consumers", json_type_array);
-	struct json_object *done = member(o, "completed_files", json_type_array);
 	struct json_object *per;
-	char label[32];
-	int t;
 
 	by_type(b, "tableinator_messages_consumed_total", "counter",
 	    "Deliveries received per type by the running amqp-drain (since it started).",
@@ -636,18 +659,12 @@ drain_metrics(struct buf *b, struct json_object *o)
 	by_type(b, "tableinator_last_message_timestamp_seconds", "gauge",
 	    "When the last delivery of each type arrived (Unix time, 0 for never).",
 	    member(o, "last_message_time", json_type_object));
-	family(b, "tableinator_consumer_active", "gauge",
-	    "1 while amqp-drain consumes the queue of this type.");
-	for (t = 0; t < NTYPES; t++) {
-		snprintf(label, sizeof(label), "type=\"%s\"", data_types[t]);
-		sample(b, "tableinator_consumer_active", label, listed(active, data_types[t]));
-	}
-	family(b, "tableinator_file_completed", "gauge",
-	    "1 once the extractor's file_complete for this type arrived.");
-	for (t = 0; t < NTYPES; t++) {
-		snprintf(label, sizeof(label), "type=\"%s\"", data_types[t]);
-		sample(b, "tableinator_file_completed", label, listed(done, data_types[t]));
-	}
+	listed_by_type(b, "tableinator_consumer_active",
+	    "1 while amqp-drain consumes the queue of this type.",
+	    member(o, "active_consumers", json_type_array));
+	listed_by_type(b, "tableinator_file_completed",
+	    "1 once the extractor's file_complete for this type arrived.",
+	    member(o, "completed_files", json_type_array));
 	/* Per type when amqp-drain writes it (docs/state.md), else the totals. */
 	if ((per = member(o, "acked_by_type", json_type_object)) != NULL)
 		by_type(b, "tableinator_messages_acked_total", "counter",
@@ -727,10 +744,9 @@ load_metrics(struct buf *b, struct json_object *o)
 {
 	static const char *const outcomes[] = { "inserted", "updated", "unchanged", "rejected" };
 	struct json_object *rows = member(o, "rows", json_type_object), *r;
-	struct json_object *db = member(o, "db_ok", json_type_boolean);
 	char label[64];
 	size_t k;
-	int t;
+	int t, reachable = db_reachable(o);
 
 	family(b, "tableinator_rows_total", "counter",
 	    "Records written by the running tblload, per type and outcome (since it started).");
@@ -749,10 +765,10 @@ load_metrics(struct buf *b, struct json_object *o)
 	    "U+0000 characters removed from text columns.", o, "nul_removed");
 	scalar(b, "tableinator_last_commit_timestamp_seconds", "gauge",
 	    "When tblload last committed (Unix time, 0 for never).", o, "last_commit");
-	if (db != NULL) {
+	if (reachable >= 0) {
 		family(b, "tableinator_database_up", "gauge",
 		    "1 while tblload reaches PostgreSQL.");
-		sample(b, "tableinator_database_up", NULL, json_object_get_boolean(db));
+		sample(b, "tableinator_database_up", NULL, reachable);
 	}
 }
 

@@ -51,13 +51,6 @@ static const char *usage_text =
     "  -h, --help              show this help\n"
     "  -V, --version           show the version\n";
 
-static noreturn void
-usage(void)
-{
-	fputs(usage_text, stdout);
-	exit(fflush(stdout) == EOF ? EXIT_TEMPFAIL : EXIT_OK);
-}
-
 static void
 read_config(int argc, char *argv[], struct config *c)
 {
@@ -93,7 +86,7 @@ read_config(int argc, char *argv[], struct config *c)
 			c->state_dir = optarg;
 			break;
 		case 'h':
-			usage();
+			print_usage(usage_text);
 		case 'I':
 			c->max_per_ip = opt_ll("--max-per-ip", optarg, 0, 10000);
 			break;
@@ -110,7 +103,7 @@ read_config(int argc, char *argv[], struct config *c)
 		}
 	}
 	if (optind < argc)
-		die(EXIT_USAGE, "unexpected argument '%s' (see %s --help)", argv[optind], progname);
+		die_operand(argv[optind]);
 	if (c->port < 0)
 		c->port = env_ll("HEALTH_CHECK_PORT", 8002, 0, 65535);
 	if (c->bind == NULL)
