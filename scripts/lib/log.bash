@@ -1,6 +1,6 @@
 # JSON log lines on stderr, in the form the C tools write (lib/log.c).
 # Sourced by the scripts: set log_logger (tableinator.<name>) first, and call
-# log_level "$LOG_LEVEL" to honour the variable.
+# log_level_from_env to honour LOG_LEVEL.
 #
 # log LEVEL EVENT [KEY VALUE]...   values that look like numbers stay numbers
 # die STATUS MESSAGE...            log an error with exit_status, then exit
@@ -43,6 +43,13 @@ log_level() {
 	FATAL) min_rank=4 ;;	# as the tools accept it
 	*) return 1 ;;
 	esac
+}
+
+# log_level_from_env: log_level "$LOG_LEVEL"; a value that is not a level
+# exits 78 naming the variable.
+log_level_from_env() {
+	log_level "${LOG_LEVEL-}" ||
+		die 78 "LOG_LEVEL: '$LOG_LEVEL' is not DEBUG, INFO, WARNING, ERROR or CRITICAL"
 }
 
 log() {
