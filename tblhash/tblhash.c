@@ -66,7 +66,6 @@ record_id(struct json_object *body, long long *id)
 			return "id is not a positive integer below 2^31";
 		break;
 	case json_type_int:
-		errno = 0;
 		n = json_object_get_int64(v);
 		if (n < 1 || n > MAX_RECORD_ID)
 			return "id is not a positive integer below 2^31";
