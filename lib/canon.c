@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "canon.h"
+#include "jscan.h"
 #include "log.h"
 #include "util.h"
 
@@ -231,15 +232,11 @@ json_parse_strict(const char *s, size_t n, const char **err)
 		    json_tokener_error_desc(jerr);
 		return NULL;
 	}
-	if ((size_t)json_tokener_get_parse_end(tok) != n) {
-		/* Only whitespace may follow the value. */
-		size_t i;
-		for (i = json_tokener_get_parse_end(tok); i < n; i++)
-			if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
-				json_object_put(o);
-				*err = "text after the JSON value";
-				return NULL;
-			}
+	/* Only whitespace may follow the value. */
+	if (json_skip_ws(s + json_tokener_get_parse_end(tok), s + n) != s + n) {
+		json_object_put(o);
+		*err = "text after the JSON value";
+		return NULL;
 	}
 	return o;
 }

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "jscan.h"
 
 const char *const data_types[NTYPES] = { "artists", "labels", "masters", "releases" };
 
@@ -23,14 +24,6 @@ struct member {
 	enum vkind	 kind;
 	struct slice	 val;
 };
-
-static const char *
-skip_ws(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-		p++;
-	return p;
-}
 
 /* p is just past an opening quote; find the closing one. */
 static const char *
@@ -64,12 +57,12 @@ static int
 next_member(const char **pp, const char *end, struct member *m, const char *stop,
     bool first, bool partial, const char **err)
 {
-	const char *p = skip_ws(*pp, end), *q, *last;
+	const char *p = json_skip_ws(*pp, end), *q, *last;
 
 	if (!first) {
 		if (p < end && *p == '}') {
 			m->kind = V_END;
-			*pp = skip_ws(p + 1, end);
+			*pp = json_skip_ws(p + 1, end);
 			if (*pp != end) {
 				*err = "text after the closing brace";
 				return -1;
@@ -80,10 +73,10 @@ next_member(const char **pp, const char *end, struct member *m, const char *stop
 			*err = "expected ',' or '}' in header";
 			return -1;
 		}
-		p = skip_ws(p + 1, end);
+		p = json_skip_ws(p + 1, end);
 	} else if (p < end && *p == '}') {
 		m->kind = V_END;
-		*pp = skip_ws(p + 1, end);
+		*pp = json_skip_ws(p + 1, end);
 		if (*pp != end) {
 			*err = "text after the closing brace";
 			return -1;
@@ -94,12 +87,12 @@ next_member(const char **pp, const char *end, struct member *m, const char *stop
 		*err = "expected a member name";
 		return -1;
 	}
-	p = skip_ws(p, end);
+	p = json_skip_ws(p, end);
 	if (p == end || *p != ':') {
 		*err = "expected ':' after a member name";
 		return -1;
 	}
-	p = skip_ws(p + 1, end);
+	p = json_skip_ws(p + 1, end);
 	if (p == end) {
 		*err = "missing value";
 		return -1;
@@ -201,7 +194,7 @@ slice_ull(struct slice s, unsigned long long *out)
 static int
 check_open(const char **pp, const char *end, const char **err)
 {
-	const char *p = skip_ws(*pp, end);
+	const char *p = json_skip_ws(*pp, end);
 
 	if (p == end || *p != '{') {
 		*err = "not a JSON object";
