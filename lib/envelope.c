@@ -59,22 +59,7 @@ next_member(const char **pp, const char *end, struct member *m, const char *stop
 {
 	const char *p = json_skip_ws(*pp, end), *q, *last;
 
-	if (!first) {
-		if (p < end && *p == '}') {
-			m->kind = V_END;
-			*pp = json_skip_ws(p + 1, end);
-			if (*pp != end) {
-				*err = "text after the closing brace";
-				return -1;
-			}
-			return 0;
-		}
-		if (p == end || *p != ',') {
-			*err = "expected ',' or '}' in header";
-			return -1;
-		}
-		p = json_skip_ws(p + 1, end);
-	} else if (p < end && *p == '}') {
+	if (p < end && *p == '}') {
 		m->kind = V_END;
 		*pp = json_skip_ws(p + 1, end);
 		if (*pp != end) {
@@ -82,6 +67,13 @@ next_member(const char **pp, const char *end, struct member *m, const char *stop
 			return -1;
 		}
 		return 0;
+	}
+	if (!first) {
+		if (p == end || *p != ',') {
+			*err = "expected ',' or '}' in header";
+			return -1;
+		}
+		p = json_skip_ws(p + 1, end);
 	}
 	if (p == end || *p != '"' || (p = scan_string(p + 1, end, &m->key)) == NULL) {
 		*err = "expected a member name";
