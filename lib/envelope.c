@@ -149,12 +149,6 @@ next_member(const char **pp, const char *end, struct member *m, const char *stop
 	return 0;
 }
 
-static bool
-key_is(const struct member *m, const char *name)
-{
-	return slice_eq(m->key, name);
-}
-
 bool
 slice_eq(struct slice s, const char *str)
 {
@@ -202,6 +196,7 @@ env_scan1(const char *line, size_t len, struct envelope *e, bool partial, const 
 	const char *p = line, *end = line + len;
 	unsigned long long u;
 	struct member m;
+	struct slice *str;
 	bool first = true;
 
 	memset(e, 0, sizeof(*e));
@@ -221,39 +216,44 @@ env_scan1(const char *line, size_t len, struct envelope *e, bool partial, const 
 			e->has_body = true;
 			break;
 		}
-		if (key_is(&m, "type") && m.kind == V_STR)
-			e->type = m.val;
-		else if (key_is(&m, "conn") && m.kind == V_STR)
-			e->conn = m.val;
-		else if (key_is(&m, "sha256") && m.kind == V_STR)
-			e->sha256 = m.val;
-		else if (key_is(&m, "control") && m.kind == V_STR)
-			e->control = m.val;
-		else if (key_is(&m, "invalid") && m.kind == V_STR)
-			e->invalid = m.val;
-		else if (key_is(&m, "raw") && m.kind == V_STR) {
-			e->raw = m.val;
-			e->has_raw = true;
-		} else if (key_is(&m, "tag")) {
+		str = NULL;
+		if (slice_eq(m.key, "type"))
+			str = &e->type;
+		else if (slice_eq(m.key, "conn"))
+			str = &e->conn;
+		else if (slice_eq(m.key, "sha256"))
+			str = &e->sha256;
+		else if (slice_eq(m.key, "control"))
+			str = &e->control;
+		else if (slice_eq(m.key, "invalid"))
+			str = &e->invalid;
+		else if (slice_eq(m.key, "raw"))
+			str = &e->raw;
+		else if (slice_eq(m.key, "tag")) {
 			if (m.kind != V_NUM || slice_ull(m.val, &u) < 0) {
 				*err = "tag is not an unsigned integer";
 				return -1;
 			}
 			e->tag = u;
 			e->has_tag = true;
-		} else if (key_is(&m, "id")) {
+		} else if (slice_eq(m.key, "id")) {
 			if (m.kind != V_NUM || slice_ull(m.val, &u) < 0 || u > LLONG_MAX) {
 				*err = "id is not an unsigned integer";
 				return -1;
 			}
 			e->id = (long long)u;
 			e->has_id = true;
-		} else if (key_is(&m, "type") || key_is(&m, "conn") || key_is(&m, "sha256") ||
-		    key_is(&m, "control") || key_is(&m, "invalid") || key_is(&m, "raw")) {
+		}
+		/* Other members are ignored, for later additions. */
+		if (str == NULL)
+			continue;
+		if (m.kind != V_STR) {
 			*err = "header member is not a string";
 			return -1;
 		}
-		/* Other members are ignored, for later additions. */
+		*str = m.val;
+		if (str == &e->raw)
+			e->has_raw = true;
 	}
 	if (e->type.p == NULL) {
 		*err = "no type";
@@ -412,9 +412,9 @@ frame_scan(const char *line, size_t len, struct slice *type, long long *n, const
 			return -1;
 		if (m.kind == V_END)
 			break;
-		if (key_is(&m, "batch") && m.kind == V_STR)
+		if (slice_eq(m.key, "batch") && m.kind == V_STR)
 			*type = m.val;
-		else if (key_is(&m, "n")) {
+		else if (slice_eq(m.key, "n")) {
 			if (m.kind != V_NUM || slice_ull(m.val, &u) < 0 || u > 100000000) {
 				*err = "bad batch size";
 				return -1;
@@ -453,7 +453,7 @@ settle_scan(const char *line, size_t len, struct settle *s, const char **err)
 			return -1;
 		if (m.kind == V_END)
 			break;
-		if (key_is(&m, "op") && m.kind == V_STR) {
+		if (slice_eq(m.key, "op") && m.kind == V_STR) {
 			if (slice_eq(m.val, "ack"))
 				s->reject = false;
 			else if (slice_eq(m.val, "reject"))
@@ -463,11 +463,11 @@ settle_scan(const char *line, size_t len, struct settle *s, const char **err)
 				return -1;
 			}
 			have_op = true;
-		} else if (key_is(&m, "conn") && m.kind == V_STR)
+		} else if (slice_eq(m.key, "conn") && m.kind == V_STR)
 			s->conn = m.val;
-		else if (key_is(&m, "reason") && m.kind == V_STR)
+		else if (slice_eq(m.key, "reason") && m.kind == V_STR)
 			s->reason = m.val;
-		else if (key_is(&m, "tag")) {
+		else if (slice_eq(m.key, "tag")) {
 			if (m.kind != V_NUM || slice_ull(m.val, &s->tag) < 0) {
 				*err = "tag is not an unsigned integer";
 				return -1;
