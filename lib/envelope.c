@@ -17,7 +17,8 @@ data_type_index(const char *s, size_t n)
 	return -1;
 }
 
-enum vkind { V_STR, V_NUM, V_LIT, V_BODY, V_END };
+/* V_CUT: the text ends inside a string, where a prefix was cut off. */
+enum vkind { V_STR, V_NUM, V_LIT, V_BODY, V_END, V_CUT };
 
 struct member {
 	struct slice	 key;
@@ -25,33 +26,32 @@ struct member {
 	struct slice	 val;
 };
 
-/* p is just past an opening quote; find the closing one. */
+/* p is just past an opening quote: return the closing one, else the
+ * control character before it, else end if the text runs out first. */
 static const char *
 scan_string(const char *p, const char *end, struct slice *s)
 {
 	s->p = p;
 	s->esc = false;
-	while (p < end) {
-		if (*p == '"') {
-			s->n = (size_t)(p - s->p);
-			return p + 1;
-		}
+	for (; p < end && *p != '"'; p++) {
 		if ((unsigned char)*p < 0x20)
-			return NULL;
+			return p;
 		if (*p == '\\') {
 			s->esc = true;
 			if (++p == end)
-				return NULL;
+				return end;
 		}
-		p++;
 	}
-	return NULL;
+	s->n = (size_t)(p - s->p);
+	return p;
 }
 
 /*
  * Read the next member of a flat object. *pp is just past '{' or past the
  * previous value. A member named in stop ("body") is not read: its value
- * is the rest of the line up to the closing brace (kind V_BODY).
+ * is the rest of the line up to the closing brace (kind V_BODY). With
+ * partial (a prefix of the line), a string that runs to the end of the
+ * text ends the header there (kind V_CUT), as the body does.
  */
 static int
 next_member(const char **pp, const char *end, struct member *m, const char *stop,
@@ -75,11 +75,14 @@ next_member(const char **pp, const char *end, struct member *m, const char *stop
 		}
 		p = json_skip_ws(p + 1, end);
 	}
-	if (p == end || *p != '"' || (p = scan_string(p + 1, end, &m->key)) == NULL) {
+	q = p < end && *p == '"' ? scan_string(p + 1, end, &m->key) : NULL;
+	if (q == end && partial)
+		goto cut;
+	if (q == NULL || q == end || *q != '"') {
 		*err = "expected a member name";
 		return -1;
 	}
-	p = json_skip_ws(p, end);
+	p = json_skip_ws(q + 1, end);
 	if (p == end || *p != ':') {
 		*err = "expected ':' after a member name";
 		return -1;
@@ -121,11 +124,13 @@ next_member(const char **pp, const char *end, struct member *m, const char *stop
 	}
 	if (*p == '"') {
 		m->kind = V_STR;
-		if ((q = scan_string(p + 1, end, &m->val)) == NULL) {
+		if ((q = scan_string(p + 1, end, &m->val)) == end && partial)
+			goto cut;
+		if (q == end || *q != '"') {
 			*err = "unterminated string in header";
 			return -1;
 		}
-		*pp = q;
+		*pp = q + 1;
 		return 0;
 	}
 	if (*p == '{' || *p == '[') {
@@ -146,6 +151,10 @@ next_member(const char **pp, const char *end, struct member *m, const char *stop
 		return -1;
 	}
 	*pp = q;
+	return 0;
+cut:
+	m->kind = V_CUT;
+	*pp = end;
 	return 0;
 }
 
@@ -197,7 +206,7 @@ env_scan1(const char *line, size_t len, struct envelope *e, bool partial, const 
 	unsigned long long u;
 	struct member m;
 	struct slice *str;
-	bool first = true;
+	bool first = true, cut = false;
 
 	memset(e, 0, sizeof(*e));
 	if (check_open(&p, end, err) < 0)
@@ -207,6 +216,11 @@ env_scan1(const char *line, size_t len, struct envelope *e, bool partial, const 
 			return -1;
 		if (m.kind == V_END)
 			break;
+		if (m.kind == V_CUT) {
+			/* The rest is cut off: keep the members read so far. */
+			cut = true;
+			break;
+		}
 		if (m.kind == V_BODY) {
 			if (m.val.n == 0) {
 				*err = "empty body";
@@ -259,7 +273,7 @@ env_scan1(const char *line, size_t len, struct envelope *e, bool partial, const 
 		*err = "no type";
 		return -1;
 	}
-	if (!e->has_body && !e->has_raw && e->invalid.p == NULL) {
+	if (!cut && !e->has_body && !e->has_raw && e->invalid.p == NULL) {
 		*err = "no body";
 		return -1;
 	}
