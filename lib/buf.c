@@ -76,7 +76,7 @@ void
 buf_consume(struct buf *b, size_t n)
 {
 	if (n >= b->len) {
-		b->len = 0;
+		buf_reset(b);
 		return;
 	}
 	memmove(b->p, b->p + n, b->len - n);

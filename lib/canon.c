@@ -5,34 +5,13 @@
 #include <string.h>
 
 #include "canon.h"
+#include "jscan.h"
 #include "log.h"
 #include "util.h"
 
 #define JSON_MAX_DEPTH	200
 
-static size_t write_value(struct buf *, struct json_object *, unsigned, int);
-
-static void
-write_string(struct buf *b, const char *s, size_t n, unsigned flags, size_t *nuls)
-{
-	const char *z;
-
-	if (!(flags & CANON_STRIP_NUL) || (z = memchr(s, '\0', n)) == NULL) {
-		buf_json_str(b, s, n);
-		return;
-	}
-	buf_addc(b, '"');
-	for (;;) {
-		buf_json_escape(b, s, z ? (size_t)(z - s) : n);
-		if (z == NULL)
-			break;
-		(*nuls)++;
-		n -= (size_t)(z - s) + 1;
-		s = z + 1;
-		z = memchr(s, '\0', n);
-	}
-	buf_addc(b, '"');
-}
+static void write_value(struct buf *, struct json_object *, unsigned, int);
 
 struct member {
 	const char		*key;
@@ -56,13 +35,12 @@ sort_members(struct member *m, size_t n)
 	}
 }
 
-static size_t
+static void
 write_object(struct buf *b, struct json_object *o, unsigned flags, int top)
 {
 	struct member local[64], *m = local;
 	struct lh_entry *e;
-	size_t n = 0, i, nuls = 0, cap;
-	int written = 0;
+	size_t n = 0, i, cap;
 
 	cap = (size_t)json_object_object_length(o);
 	if (cap > NELEM(local))
@@ -78,22 +56,21 @@ write_object(struct buf *b, struct json_object *o, unsigned flags, int top)
 	sort_members(m, n);
 	buf_addc(b, '{');
 	for (i = 0; i < n; i++) {
-		if (written++)
+		if (i)
 			buf_addc(b, ',');
-		write_string(b, m[i].key, strlen(m[i].key), flags, &nuls);
+		buf_json_str(b, m[i].key, strlen(m[i].key));
 		buf_addc(b, ':');
-		nuls += write_value(b, m[i].val, flags, 0);
+		write_value(b, m[i].val, flags, 0);
 	}
 	buf_addc(b, '}');
 	if (m != local)
 		free(m);
-	return nuls;
 }
 
-static size_t
+static void
 write_value(struct buf *b, struct json_object *o, unsigned flags, int top)
 {
-	size_t nuls = 0, i, n;
+	size_t i, n;
 	const char *s;
 
 	switch (json_object_get_type(o)) {
@@ -107,8 +84,8 @@ write_value(struct buf *b, struct json_object *o, unsigned flags, int top)
 			buf_add(b, "false", 5);
 		break;
 	case json_type_string:
-		write_string(b, json_object_get_string(o),
-		    (size_t)json_object_get_string_len(o), flags, &nuls);
+		buf_json_str(b, json_object_get_string(o),
+		    (size_t)json_object_get_string_len(o));
 		break;
 	case json_type_int:
 	case json_type_double:
@@ -122,21 +99,20 @@ write_value(struct buf *b, struct json_object *o, unsigned flags, int top)
 		for (i = 0; i < n; i++) {
 			if (i)
 				buf_addc(b, ',');
-			nuls += write_value(b, json_object_array_get_idx(o, i), flags, 0);
+			write_value(b, json_object_array_get_idx(o, i), flags, 0);
 		}
 		buf_addc(b, ']');
 		break;
 	case json_type_object:
-		nuls += write_object(b, o, flags, top);
+		write_object(b, o, flags, top);
 		break;
 	}
-	return nuls;
 }
 
-size_t
+void
 canon_write(struct buf *b, struct json_object *o, unsigned flags)
 {
-	return write_value(b, o, flags, 1);
+	write_value(b, o, flags, 1);
 }
 
 /* The first byte below 0x20 in s, or NULL; eight bytes at a time. */
@@ -256,15 +232,11 @@ json_parse_strict(const char *s, size_t n, const char **err)
 		    json_tokener_error_desc(jerr);
 		return NULL;
 	}
-	if ((size_t)json_tokener_get_parse_end(tok) != n) {
-		/* Only whitespace may follow the value. */
-		size_t i;
-		for (i = json_tokener_get_parse_end(tok); i < n; i++)
-			if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
-				json_object_put(o);
-				*err = "text after the JSON value";
-				return NULL;
-			}
+	/* Only whitespace may follow the value. */
+	if (json_skip_ws(s + json_tokener_get_parse_end(tok), s + n) != s + n) {
+		json_object_put(o);
+		*err = "text after the JSON value";
+		return NULL;
 	}
 	return o;
 }

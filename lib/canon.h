@@ -12,10 +12,9 @@
 #include "buf.h"
 
 #define CANON_DROP_META	0x1	/* leave out the top-level "type" and "sha256" */
-#define CANON_STRIP_NUL	0x2	/* remove U+0000 from strings and keys */
 
-/* Append the canonical form of o. Returns the number of U+0000 removed. */
-size_t	canon_write(struct buf *, struct json_object *, unsigned flags);
+/* Append the canonical form of o. */
+void	canon_write(struct buf *, struct json_object *, unsigned flags);
 
 /* Parse one JSON text strictly (RFC 8259, UTF-8 checked). Returns the
  * value (the caller puts it), or NULL with a reason in *err. */

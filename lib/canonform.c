@@ -217,7 +217,7 @@ canon_recognise(const char *body, size_t n, struct canon_record *r)
 		p = body + sizeof(wrapper) - 1;
 		for (q = p; q < s.end && *q >= '0' && *q <= '9'; q++)
 			;
-		if (q == p || s.end - q < 11 + 64 + 2 || memcmp(q, "\",\"sha256\":\"", 12) != 0)
+		if (q == p || s.end - q < 12 + 64 + 2 || memcmp(q, "\",\"sha256\":\"", 12) != 0)
 			return 0;
 		q += 12;
 		for (i = 0; i < 64; i++)

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "jscan.h"
 
 const char *const data_types[NTYPES] = { "artists", "labels", "masters", "releases" };
 
@@ -16,7 +17,8 @@ data_type_index(const char *s, size_t n)
 	return -1;
 }
 
-enum vkind { V_STR, V_NUM, V_LIT, V_BODY, V_END };
+/* V_CUT: the text ends inside a string, where a prefix was cut off. */
+enum vkind { V_STR, V_NUM, V_LIT, V_BODY, V_END, V_CUT };
 
 struct member {
 	struct slice	 key;
@@ -24,82 +26,68 @@ struct member {
 	struct slice	 val;
 };
 
-static const char *
-skip_ws(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-		p++;
-	return p;
-}
-
-/* p is just past an opening quote; find the closing one. */
+/* p is just past an opening quote: return the closing one, else the
+ * control character before it, else end if the text runs out first. */
 static const char *
 scan_string(const char *p, const char *end, struct slice *s)
 {
 	s->p = p;
 	s->esc = false;
-	while (p < end) {
-		if (*p == '"') {
-			s->n = (size_t)(p - s->p);
-			return p + 1;
-		}
+	for (; p < end && *p != '"'; p++) {
 		if ((unsigned char)*p < 0x20)
-			return NULL;
+			return p;
 		if (*p == '\\') {
 			s->esc = true;
 			if (++p == end)
-				return NULL;
+				return end;
 		}
-		p++;
 	}
-	return NULL;
+	s->n = (size_t)(p - s->p);
+	return p;
 }
 
 /*
  * Read the next member of a flat object. *pp is just past '{' or past the
  * previous value. A member named in stop ("body") is not read: its value
- * is the rest of the line up to the closing brace (kind V_BODY).
+ * is the rest of the line up to the closing brace (kind V_BODY). With
+ * partial (a prefix of the line), a string that runs to the end of the
+ * text ends the header there (kind V_CUT), as the body does.
  */
 static int
 next_member(const char **pp, const char *end, struct member *m, const char *stop,
     bool first, bool partial, const char **err)
 {
-	const char *p = skip_ws(*pp, end), *q, *last;
+	const char *p = json_skip_ws(*pp, end), *q, *last;
 
-	if (!first) {
-		if (p < end && *p == '}') {
-			m->kind = V_END;
-			*pp = skip_ws(p + 1, end);
-			if (*pp != end) {
-				*err = "text after the closing brace";
-				return -1;
-			}
-			return 0;
-		}
-		if (p == end || *p != ',') {
-			*err = "expected ',' or '}' in header";
-			return -1;
-		}
-		p = skip_ws(p + 1, end);
-	} else if (p < end && *p == '}') {
+	if (p < end && *p == '}') {
 		m->kind = V_END;
-		*pp = skip_ws(p + 1, end);
+		*pp = json_skip_ws(p + 1, end);
 		if (*pp != end) {
 			*err = "text after the closing brace";
 			return -1;
 		}
 		return 0;
 	}
-	if (p == end || *p != '"' || (p = scan_string(p + 1, end, &m->key)) == NULL) {
+	if (!first) {
+		if (p == end || *p != ',') {
+			*err = "expected ',' or '}' in header";
+			return -1;
+		}
+		p = json_skip_ws(p + 1, end);
+	}
+	q = p < end && *p == '"' ? scan_string(p + 1, end, &m->key) : NULL;
+	if (q == end && partial)
+		goto cut;
+	if (q == NULL || q == end || *q != '"') {
 		*err = "expected a member name";
 		return -1;
 	}
-	p = skip_ws(p, end);
+	p = json_skip_ws(q + 1, end);
 	if (p == end || *p != ':') {
 		*err = "expected ':' after a member name";
 		return -1;
 	}
-	p = skip_ws(p + 1, end);
+	p = json_skip_ws(p + 1, end);
 	if (p == end) {
 		*err = "missing value";
 		return -1;
@@ -136,11 +124,13 @@ next_member(const char **pp, const char *end, struct member *m, const char *stop
 	}
 	if (*p == '"') {
 		m->kind = V_STR;
-		if ((q = scan_string(p + 1, end, &m->val)) == NULL) {
+		if ((q = scan_string(p + 1, end, &m->val)) == end && partial)
+			goto cut;
+		if (q == end || *q != '"') {
 			*err = "unterminated string in header";
 			return -1;
 		}
-		*pp = q;
+		*pp = q + 1;
 		return 0;
 	}
 	if (*p == '{' || *p == '[') {
@@ -162,12 +152,10 @@ next_member(const char **pp, const char *end, struct member *m, const char *stop
 	}
 	*pp = q;
 	return 0;
-}
-
-static bool
-key_is(const struct member *m, const char *name)
-{
-	return slice_eq(m->key, name);
+cut:
+	m->kind = V_CUT;
+	*pp = end;
+	return 0;
 }
 
 bool
@@ -201,7 +189,7 @@ slice_ull(struct slice s, unsigned long long *out)
 static int
 check_open(const char **pp, const char *end, const char **err)
 {
-	const char *p = skip_ws(*pp, end);
+	const char *p = json_skip_ws(*pp, end);
 
 	if (p == end || *p != '{') {
 		*err = "not a JSON object";
@@ -217,7 +205,8 @@ env_scan1(const char *line, size_t len, struct envelope *e, bool partial, const 
 	const char *p = line, *end = line + len;
 	unsigned long long u;
 	struct member m;
-	bool first = true;
+	struct slice *str;
+	bool first = true, cut = false;
 
 	memset(e, 0, sizeof(*e));
 	if (check_open(&p, end, err) < 0)
@@ -227,6 +216,11 @@ env_scan1(const char *line, size_t len, struct envelope *e, bool partial, const 
 			return -1;
 		if (m.kind == V_END)
 			break;
+		if (m.kind == V_CUT) {
+			/* The rest is cut off: keep the members read so far. */
+			cut = true;
+			break;
+		}
 		if (m.kind == V_BODY) {
 			if (m.val.n == 0) {
 				*err = "empty body";
@@ -236,45 +230,50 @@ env_scan1(const char *line, size_t len, struct envelope *e, bool partial, const 
 			e->has_body = true;
 			break;
 		}
-		if (key_is(&m, "type") && m.kind == V_STR)
-			e->type = m.val;
-		else if (key_is(&m, "conn") && m.kind == V_STR)
-			e->conn = m.val;
-		else if (key_is(&m, "sha256") && m.kind == V_STR)
-			e->sha256 = m.val;
-		else if (key_is(&m, "control") && m.kind == V_STR)
-			e->control = m.val;
-		else if (key_is(&m, "invalid") && m.kind == V_STR)
-			e->invalid = m.val;
-		else if (key_is(&m, "raw") && m.kind == V_STR) {
-			e->raw = m.val;
-			e->has_raw = true;
-		} else if (key_is(&m, "tag")) {
+		str = NULL;
+		if (slice_eq(m.key, "type"))
+			str = &e->type;
+		else if (slice_eq(m.key, "conn"))
+			str = &e->conn;
+		else if (slice_eq(m.key, "sha256"))
+			str = &e->sha256;
+		else if (slice_eq(m.key, "control"))
+			str = &e->control;
+		else if (slice_eq(m.key, "invalid"))
+			str = &e->invalid;
+		else if (slice_eq(m.key, "raw"))
+			str = &e->raw;
+		else if (slice_eq(m.key, "tag")) {
 			if (m.kind != V_NUM || slice_ull(m.val, &u) < 0) {
 				*err = "tag is not an unsigned integer";
 				return -1;
 			}
 			e->tag = u;
 			e->has_tag = true;
-		} else if (key_is(&m, "id")) {
+		} else if (slice_eq(m.key, "id")) {
 			if (m.kind != V_NUM || slice_ull(m.val, &u) < 0 || u > LLONG_MAX) {
 				*err = "id is not an unsigned integer";
 				return -1;
 			}
 			e->id = (long long)u;
 			e->has_id = true;
-		} else if (key_is(&m, "type") || key_is(&m, "conn") || key_is(&m, "sha256") ||
-		    key_is(&m, "control") || key_is(&m, "invalid") || key_is(&m, "raw")) {
+		}
+		/* Other members are ignored, for later additions. */
+		if (str == NULL)
+			continue;
+		if (m.kind != V_STR) {
 			*err = "header member is not a string";
 			return -1;
 		}
-		/* Other members are ignored, for later additions. */
+		*str = m.val;
+		if (str == &e->raw)
+			e->has_raw = true;
 	}
 	if (e->type.p == NULL) {
 		*err = "no type";
 		return -1;
 	}
-	if (!e->has_body && !e->has_raw && e->invalid.p == NULL) {
+	if (!cut && !e->has_body && !e->has_raw && e->invalid.p == NULL) {
 		*err = "no body";
 		return -1;
 	}
@@ -427,9 +426,9 @@ frame_scan(const char *line, size_t len, struct slice *type, long long *n, const
 			return -1;
 		if (m.kind == V_END)
 			break;
-		if (key_is(&m, "batch") && m.kind == V_STR)
+		if (slice_eq(m.key, "batch") && m.kind == V_STR)
 			*type = m.val;
-		else if (key_is(&m, "n")) {
+		else if (slice_eq(m.key, "n")) {
 			if (m.kind != V_NUM || slice_ull(m.val, &u) < 0 || u > 100000000) {
 				*err = "bad batch size";
 				return -1;
@@ -468,7 +467,7 @@ settle_scan(const char *line, size_t len, struct settle *s, const char **err)
 			return -1;
 		if (m.kind == V_END)
 			break;
-		if (key_is(&m, "op") && m.kind == V_STR) {
+		if (slice_eq(m.key, "op") && m.kind == V_STR) {
 			if (slice_eq(m.val, "ack"))
 				s->reject = false;
 			else if (slice_eq(m.val, "reject"))
@@ -478,11 +477,11 @@ settle_scan(const char *line, size_t len, struct settle *s, const char **err)
 				return -1;
 			}
 			have_op = true;
-		} else if (key_is(&m, "conn") && m.kind == V_STR)
+		} else if (slice_eq(m.key, "conn") && m.kind == V_STR)
 			s->conn = m.val;
-		else if (key_is(&m, "reason") && m.kind == V_STR)
+		else if (slice_eq(m.key, "reason") && m.kind == V_STR)
 			s->reason = m.val;
-		else if (key_is(&m, "tag")) {
+		else if (slice_eq(m.key, "tag")) {
 			if (m.kind != V_NUM || slice_ull(m.val, &s->tag) < 0) {
 				*err = "tag is not an unsigned integer";
 				return -1;

@@ -49,8 +49,8 @@ bool	slice_eq(struct slice, const char *);
  * members other than invalid are JSON string contents (already escaped). */
 struct envelope_out {
 	struct slice	 type, conn;
-	bool		 has_tag, has_id;
-	unsigned long long tag;
+	bool		 has_id;
+	unsigned long long tag;		/* written when conn is */
 	long long	 id;
 	const char	*sha256;	/* 64 hex digits */
 	const char	*control;

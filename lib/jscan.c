@@ -2,14 +2,6 @@
 
 #include "jscan.h"
 
-static const char *
-ws(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
 enum jkind
 jkind(struct slice s)
 {
@@ -44,7 +36,7 @@ json_skip(const char *p, const char *end)
 {
 	int depth = 0;
 
-	p = ws(p, end);
+	p = json_skip_ws(p, end);
 	if (p == end)
 		return NULL;
 	if (*p != '{' && *p != '[') {
@@ -96,7 +88,7 @@ next_item(struct jiter *it, char close)
 {
 	if (it->p == NULL)
 		return 0;
-	it->p = ws(it->p, it->end);
+	it->p = json_skip_ws(it->p, it->end);
 	if (it->p == it->end)
 		return -1;
 	if (*it->p == close) {
@@ -106,7 +98,7 @@ next_item(struct jiter *it, char close)
 	if (!it->first) {
 		if (*it->p != ',')
 			return -1;
-		it->p = ws(it->p + 1, it->end);
+		it->p = json_skip_ws(it->p + 1, it->end);
 	}
 	it->first = false;
 	return it->p < it->end ? 1 : -1;
@@ -139,10 +131,10 @@ jiter_member(struct jiter *it, struct slice *key, struct slice *val)
 	key->p = it->p + 1;
 	key->n = (size_t)(q - it->p) - 2;
 	key->esc = memchr(key->p, '\\', key->n) != NULL;
-	it->p = ws(q, it->end);
+	it->p = json_skip_ws(q, it->end);
 	if (it->p == it->end || *it->p != ':')
 		return -1;
-	it->p = ws(it->p + 1, it->end);
+	it->p = json_skip_ws(it->p + 1, it->end);
 	return take_value(it, val);
 }
 

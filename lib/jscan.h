@@ -17,6 +17,16 @@
 enum jkind { J_NONE, J_NULL, J_FALSE, J_TRUE, J_NUMBER, J_STRING, J_ARRAY, J_OBJECT };
 
 enum jkind jkind(struct slice);
+
+/* The first byte from p on that is not JSON white space, or end. */
+static inline const char *
+json_skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
 /* The end of the value that starts at p, or NULL if it is malformed. */
 const char *json_skip(const char *p, const char *end);
 

@@ -2,7 +2,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "log.h"
 #include "num.h"
@@ -115,18 +114,4 @@ env_double(const char *name, double def, double min, double max)
 		die(EXIT_CONFIG, "%s: '%s' is %s (want a number from %g to %g)",
 		    name, s, why, min, max);
 	return v;
-}
-
-bool
-env_bool(const char *name, bool def)
-{
-	const char *s = env_str(name, NULL);
-
-	if (s == NULL)
-		return def;
-	if (strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0 || strcasecmp(s, "yes") == 0)
-		return true;
-	if (strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0 || strcasecmp(s, "no") == 0)
-		return false;
-	die(EXIT_CONFIG, "%s: '%s' is not a boolean (want true or false)", name, s);
 }

@@ -2,8 +2,6 @@
 #ifndef TBL_NUM_H
 #define TBL_NUM_H
 
-#include <stdbool.h>
-
 /* Parse all of s as a decimal integer within [min, max]. Returns 0, or -1
  * with *why naming the problem. */
 int	parse_ll(const char *s, long long min, long long max, long long *out, const char **why);
@@ -17,7 +15,6 @@ double	opt_double(const char *opt, const char *s, double min, double max);
  * value exits 78 naming the variable. */
 long long env_ll(const char *name, long long def, long long min, long long max);
 double	env_double(const char *name, double def, double min, double max);
-bool	env_bool(const char *name, bool def);
 const char *env_str(const char *name, const char *def);
 
 #endif

@@ -57,10 +57,3 @@ state_commit(struct statefile *s)
 		(void)unlink(s->tmp);
 	}
 }
-
-void
-state_remove(struct statefile *s)
-{
-	if (s->path != NULL)
-		(void)unlink(s->path);
-}

@@ -25,6 +25,5 @@ bool	state_open(struct statefile *, const char *name);
 struct buf *state_begin(struct statefile *, double min_interval);
 /* Close the object and replace the file. Failures are logged, not fatal. */
 void	state_commit(struct statefile *);
-void	state_remove(struct statefile *);
 
 #endif

@@ -309,7 +309,7 @@ main(int argc, char *argv[])
 				continue;
 			die(EXIT_SOFTWARE, "poll: %s", strerror(errno));
 		}
-		if (pfd.revents != 0 && lr_fill(&in) < 0 && errno != EAGAIN && errno != EINTR)
+		if (pfd.revents != 0 && lr_fill(&in) < 0 && errno != EAGAIN)
 			die(EXIT_TEMPFAIL, "stdin: %s", strerror(errno));
 	}
 	flush_all_in_order();

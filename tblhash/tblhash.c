@@ -66,7 +66,6 @@ record_id(struct json_object *body, long long *id)
 			return "id is not a positive integer below 2^31";
 		break;
 	case json_type_int:
-		errno = 0;
 		n = json_object_get_int64(v);
 		if (n < 1 || n > MAX_RECORD_ID)
 			return "id is not a positive integer below 2^31";
@@ -118,11 +117,9 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 
 	memset(&o, 0, sizeof(o));
 	c->lines++;
-	if (fixed_type.p != NULL) {
+	if (fixed_type.p != NULL)
 		o.type = fixed_type;
-		bp = l->p;
-		bn = l->len;
-	} else {
+	else {
 		if ((l->truncated ? env_scan_prefix(l->p, l->len, &in, &err) :
 		    env_scan(l->p, l->len, &in, &err)) < 0) {
 			snprintf(reason, sizeof(reason), "malformed envelope: %s", err);
@@ -134,31 +131,34 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 		o.type = in.type;
 		o.conn = in.conn;
 		o.tag = in.tag;
-		if (in.invalid.p != NULL || in.control.p != NULL) {
-			/* Already settled upstream: pass it on unchanged. */
-			buf_add(out, l->p, l->len);
-			buf_addc(out, '\n');
-			if (in.invalid.p != NULL)
-				c->invalid++;
-			else
-				c->controls++;
-			return;
-		}
-		if (in.has_raw) {
-			buf_reset(scratch);
-			slice_decode(scratch, in.raw);
-			bp = scratch->p;
-			bn = scratch->len;
-		} else {
-			bp = in.body.p;
-			bn = in.body.n;
-		}
 	}
+	/* Only a prefix was kept, so not even a settled line can pass on. */
 	if (l->truncated) {
 		snprintf(reason, sizeof(reason), "line too long (%zu bytes, limit %zu)",
 		    l->full_len, max_line);
 		put_invalid(out, &o, l, reason, NULL, 0, c);
 		return;
+	}
+	if (fixed_type.p != NULL) {
+		bp = l->p;
+		bn = l->len;
+	} else if (in.invalid.p != NULL || in.control.p != NULL) {
+		/* Already settled upstream: pass it on unchanged. */
+		buf_add(out, l->p, l->len);
+		buf_addc(out, '\n');
+		if (in.invalid.p != NULL)
+			c->invalid++;
+		else
+			c->controls++;
+		return;
+	} else if (in.has_raw) {
+		buf_reset(scratch);
+		slice_decode(scratch, in.raw);
+		bp = scratch->p;
+		bn = scratch->len;
+	} else {
+		bp = in.body.p;
+		bn = in.body.n;
 	}
 	if (data_type_index(o.type.p, o.type.n) < 0 || o.type.esc) {
 		put_invalid(out, &o, l, "unknown type", bp, bn, c);

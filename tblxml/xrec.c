@@ -315,22 +315,23 @@ write_value(struct xrec *r, size_t n, struct buf *out, size_t top)
 	}
 }
 
-/* The member of object n with this key: its index, 0 if none; *count says
- * how many there are (several make an array). */
+/* The member of object n with this key: its index, 0 if none; *count (if
+ * not NULL) says how many there are (several make an array). */
 static size_t
 find_member(const struct xrec *r, size_t n, const char *key, size_t klen,
     size_t *count)
 {
-	size_t m, found = 0;
+	size_t m, found = 0, k = 0;
 
-	*count = 0;
 	for (m = r->nodes[n].first; m != 0; m = r->nodes[m].next)
 		if (r->nodes[m].klen == klen &&
 		    memcmp(r->strs.p + r->nodes[m].key, key, klen) == 0) {
 			if (found == 0)
 				found = m;
-			(*count)++;
+			k++;
 		}
+	if (count != NULL)
+		*count = k;
 	return found;
 }
 
@@ -339,7 +340,7 @@ xrec_emit(struct xrec *r, struct buf *out, bool add_id, bool self_closing)
 {
 	static const char unknown[] = "unknown";
 	const char *id = unknown;
-	size_t root = 1, at, plain, nat, nplain, idlen = sizeof(unknown) - 1;
+	size_t root = 1, at, plain, nplain, idlen = sizeof(unknown) - 1;
 	size_t sha_at, open_at, m;
 	char sha[65];
 
@@ -347,7 +348,7 @@ xrec_emit(struct xrec *r, struct buf *out, bool add_id, bool self_closing)
 		return false;
 	/* The message id: "@id", else "id", if it is a string. A self-closing
 	 * record is looked up by "id" only and gets no "id" added. */
-	at = self_closing ? 0 : find_member(r, root, "@id", 3, &nat);
+	at = self_closing ? 0 : find_member(r, root, "@id", 3, NULL);
 	plain = find_member(r, root, "id", 2, &nplain);
 	m = at != 0 ? at : nplain == 1 ? plain : 0;
 	if (m != 0 && r->nodes[m].kind == V_STR) {
@@ -360,7 +361,6 @@ xrec_emit(struct xrec *r, struct buf *out, bool add_id, bool self_closing)
 		r->nodes[m].val = r->nodes[at].val;
 		r->nodes[m].vlen = r->nodes[at].vlen;
 		add_member(r, root, m);
-		id = r->strs.p + r->nodes[m].val;
 	}
 
 	buf_adds(out, "{\"type\":\"data\",\"id\":");

@@ -309,6 +309,21 @@ arrival() {
 	(($(summary | jq .peak_rss_kb) < 8000))
 }
 
+@test "a line over --max-line cut inside its raw string still keeps its conn and tag" {
+	local big=$BATS_TEST_TMPDIR/in n
+	{
+		printf '{"type":"labels","conn":"c1","tag":9,"raw":"'
+		head -c 5000 /dev/zero | tr '\0' a
+		printf '"}\n'
+	} >"$big"
+	n=$(($(wc -c <"$big") - 1))
+	run -0 --separate-stderr tblbatch --max-line 1024 <"$big"
+	assert_output - <<-EOF
+		$(hdr labels 1)
+		{"type":"labels","conn":"c1","tag":9,"invalid":"line too long ($n bytes, limit 1024)"}
+	EOF
+}
+
 @test "empty input: no output, exit 0; a last line without newline is read and ended" {
 	run -0 --separate-stderr tblbatch </dev/null
 	assert_output ""

@@ -276,6 +276,33 @@ long_line() { # BYTES FILE: a record of BYTES bytes, then L1
 	assert_output '{"type":"labels","conn":"c1","tag":5,"invalid":"line too long ('$(($(wc -c <"$BATS_TEST_TMPDIR/env") - 1))' bytes, limit 1024)"}'
 }
 
+@test "a too-long line marked control or invalid is not passed on cut: it is reported too long" {
+	local pad
+	pad=$(head -c 5000 /dev/zero | tr '\0' a)
+	{
+		printf '{"type":"labels","conn":"c1","tag":7,"control":"file_complete","body":{"n":"%s"}}\n' "$pad"
+		printf '{"type":"labels","conn":"c1","tag":8,"invalid":"no id","body":{"n":"%s"}}\n' "$pad"
+		printf '%s\n' '{"type":"labels","conn":"c1","tag":9,"control":"file_complete","body":{}}'
+	} >"$BATS_TEST_TMPDIR/in"
+	run -1 --separate-stderr tblhash --max-line 1024 <"$BATS_TEST_TMPDIR/in"
+	assert_output - <<-EOF
+		{"type":"labels","conn":"c1","tag":7,"invalid":"line too long (5079 bytes, limit 1024)"}
+		{"type":"labels","conn":"c1","tag":8,"invalid":"line too long (5071 bytes, limit 1024)"}
+		{"type":"labels","conn":"c1","tag":9,"control":"file_complete","body":{}}
+	EOF
+	summary | jq -e '.lines == 3 and .invalid == 2 and .controls == 1'
+}
+
+@test "a too-long envelope cut inside its raw string keeps its conn and tag" {
+	{
+		printf '{"type":"labels","conn":"c1","tag":9,"raw":"{\\"id\\":\\"1\\",\\"n\\":\\"'
+		head -c 5000 /dev/zero | tr '\0' a
+		printf '\\"}"}\n'
+	} >"$BATS_TEST_TMPDIR/in"
+	run -1 --separate-stderr tblhash --max-line 1024 <"$BATS_TEST_TMPDIR/in"
+	assert_output '{"type":"labels","conn":"c1","tag":9,"invalid":"line too long ('$(($(wc -c <"$BATS_TEST_TMPDIR/in") - 1))' bytes, limit 1024)"}'
+}
+
 @test "--help, --version" {
 	run -0 --separate-stderr tblhash --help
 	assert_line 0 "usage: tblhash [-t type] [--max-line bytes] [--always-parse]"
