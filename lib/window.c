@@ -66,6 +66,13 @@ settle(struct window *w, uint64_t tag, enum tagstate to)
 	return ST(w, tag) >> 4;
 }
 
+static void
+advance(struct window *w)
+{
+	while (w->base < w->next && STATE(w, w->base) == TAG_DONE)
+		w->base++;
+}
+
 int
 win_ack(struct window *w, uint64_t tag)
 {
@@ -79,9 +86,24 @@ win_reject(struct window *w, uint64_t tag)
 
 	if ((type = settle(w, tag, TAG_DONE)) < 0)
 		return -1;
-	while (w->base < w->next && STATE(w, w->base) == TAG_DONE)
-		w->base++;
+	advance(w);
 	return type;
+}
+
+size_t
+win_confirm(struct window *w, uint64_t tag, bool multiple)
+{
+	uint64_t t;
+	size_t n = 0;
+
+	if (!multiple)
+		n = settle(w, tag, TAG_DONE) >= 0;
+	else
+		for (t = w->base; t <= tag && t < w->next; t++)
+			if (settle(w, t, TAG_DONE) >= 0)
+				n++;
+	advance(w);
+	return n;
 }
 
 void
@@ -107,8 +129,7 @@ win_take_acks(struct window *w, uint64_t *multi, uint64_t *singles, size_t max,
 		}
 		*multi = last_ack;
 	}
-	while (w->base < w->next && STATE(w, w->base) == TAG_DONE)
-		w->base++;
+	advance(w);
 	/* Settled tags beyond an open one are acked one by one, so they do not
 	 * hold the consumer's prefetch while an older batch is still open. */
 	for (t = w->base; t < w->next && w->pending > 0 && *nsingles < max; t++)
@@ -117,8 +138,7 @@ win_take_acks(struct window *w, uint64_t *multi, uint64_t *singles, size_t max,
 			w->pending--;
 			singles[(*nsingles)++] = t;
 		}
-	while (w->base < w->next && STATE(w, w->base) == TAG_DONE)
-		w->base++;
+	advance(w);
 }
 
 bool
