@@ -110,34 +110,29 @@ void
 win_take_acks(struct window *w, uint64_t *multi, uint64_t *singles, size_t max,
     size_t *nsingles)
 {
-	uint64_t t, last_ack = 0;
+	uint64_t t;
+	bool open_seen = false;
 
 	*multi = 0;
 	*nsingles = 0;
-	if (w->pending == 0)
-		return;
 	/* Everything from base up to the first open tag is settled: one
-	 * multiple ack up to the last tag there that still needs an ack. */
-	for (t = w->base; t < w->next && STATE(w, t) != TAG_OPEN; t++)
-		if (STATE(w, t) == TAG_ACK)
-			last_ack = t;
-	if (last_ack != 0) {
-		for (t = w->base; t <= last_ack; t++) {
-			if (STATE(w, t) == TAG_ACK)
-				w->pending--;
-			SET_STATE(w, t, TAG_DONE);
-		}
-		*multi = last_ack;
-	}
-	advance(w);
-	/* Settled tags beyond an open one are acked one by one, so they do not
-	 * hold the consumer's prefetch while an older batch is still open. */
-	for (t = w->base; t < w->next && w->pending > 0 && *nsingles < max; t++)
-		if (STATE(w, t) == TAG_ACK) {
-			SET_STATE(w, t, TAG_DONE);
-			w->pending--;
+	 * multiple ack up to the last tag there that needs an ack. Settled
+	 * tags beyond an open one are acked one by one, so they do not hold
+	 * the consumer's prefetch while an older batch is still open. */
+	for (t = w->base; t < w->next && w->pending > 0; t++) {
+		if (STATE(w, t) == TAG_OPEN)
+			open_seen = true;
+		if (STATE(w, t) != TAG_ACK)
+			continue;
+		if (!open_seen)
+			*multi = t;
+		else if (*nsingles < max)
 			singles[(*nsingles)++] = t;
-		}
+		else
+			break;
+		SET_STATE(w, t, TAG_DONE);
+		w->pending--;
+	}
 	advance(w);
 }
 
