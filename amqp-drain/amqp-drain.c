@@ -760,16 +760,25 @@ consumers_left(void)
 	return false;
 }
 
+/* From now on, wait at most --drain-timeout for the pipeline to settle. */
+static void
+begin_drain(double now, const char *msg)
+{
+	if (stopping)
+		return;
+	stopping = true;
+	drain_deadline = now + opt.drain_timeout;
+	log_msg(LOG_INFO, "%s", msg);
+}
+
 static void
 stop_consuming(const char *why)
 {
+	char msg[128];
 	int t;
 
-	if (!stopping) {
-		stopping = true;
-		drain_deadline = now_mono() + opt.drain_timeout;
-		log_msg(LOG_INFO, "🛑 %s: cancelling consumers, draining the pipeline", why);
-	}
+	snprintf(msg, sizeof(msg), "🛑 %s: cancelling consumers, draining the pipeline", why);
+	begin_drain(now_mono(), msg);
 	for (t = 0; t < NTYPES; t++)
 		cancel_consumer(t);
 }
@@ -920,11 +929,7 @@ run(void)
 				stop_consuming("Queues are empty");
 		}
 		if (!consumers_left()) {
-			if (!stopping) {
-				stopping = true;
-				drain_deadline = now + opt.drain_timeout;
-				log_msg(LOG_INFO, "💤 All consumers cancelled: draining the pipeline");
-			}
+			begin_drain(now, "💤 All consumers cancelled: draining the pipeline");
 			if (!out_closed && out_off == out.len) {
 				if (mode == M_CAPTURE)
 					sync_capture(true);
@@ -939,8 +944,6 @@ run(void)
 			lost("the broker did not confirm the consumer cancels%s", "");
 		if (fifo_eof && !out_closed)
 			lost("tblload closed the ack FIFO%s (the pipeline stopped)", "");
-		if (stopping && now >= drain_deadline && out_closed)
-			finish();
 
 		n = 0;
 		pfd[n].fd = amqp_get_sockfd(conn);
