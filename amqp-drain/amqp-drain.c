@@ -69,8 +69,7 @@ static struct buf out;		/* envelopes not yet written to stdout */
 static size_t out_off;
 static bool out_closed, out_is_pipe;
 static int fifo_fd = -1;
-static struct linereader fifo;
-static bool fifo_eof;
+static struct linereader fifo;	/* capture mode: unused, never at eof */
 static bool stopping;		/* cancelling consumers, then draining */
 static double drain_deadline;
 static uint64_t captured_tag;	/* capture mode: last tag written, not yet synced */
@@ -284,31 +283,22 @@ apply_settle(const struct line *l)
 	buf_free(&reason);
 }
 
+/* Apply the settle lines that can be read now; at the end of the FIFO,
+ * the last of them too (fifo.eof is then set). */
 static void
 read_fifo(void)
 {
 	struct line l;
-	long n;
-	int rc;
 
 	for (;;) {
-		while ((rc = lr_next(&fifo, &l)) == 1)
+		while (lr_next(&fifo, &l) == 1)
 			apply_settle(&l);
-		if (rc < 0 || fifo.eof) {
-			fifo_eof = true;
+		if (fifo.eof)
 			return;
-		}
-		n = lr_fill(&fifo);
-		if (n < 0) {
+		if (lr_fill(&fifo) < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
 			lost("--acks: %s", strerror(errno));
-		}
-		if (n == 0) {
-			while (lr_next(&fifo, &l) == 1)
-				apply_settle(&l);
-			fifo_eof = true;
-			return;
 		}
 	}
 }
@@ -904,7 +894,7 @@ run(void)
 		pump_broker();
 		/* Read the FIFO only when poll says so: before tblload opens it,
 		 * a read would see end-of-file. */
-		if (fifo_ready && !fifo_eof)
+		if (fifo_ready && !fifo.eof)
 			read_fifo();
 		if (mode == M_CAPTURE)
 			sync_capture(false);
@@ -938,11 +928,11 @@ run(void)
 					die(EXIT_TEMPFAIL, "stdout: close: %s", strerror(errno));
 				out_closed = true;
 			}
-			if (out_closed && (win_idle(&win) || fifo_eof || now >= drain_deadline))
+			if (out_closed && (win_idle(&win) || fifo.eof || now >= drain_deadline))
 				finish();
 		} else if (stopping && now >= drain_deadline + 10)
 			lost("the broker did not confirm the consumer cancels%s", "");
-		if (fifo_eof && !out_closed)
+		if (fifo.eof && !out_closed)
 			lost("tblload closed the ack FIFO%s (the pipeline stopped)", "");
 
 		n = 0;
@@ -953,7 +943,7 @@ run(void)
 			pfd[n++].events = POLLOUT;
 		}
 		fifo_slot = -1;
-		if (fifo_fd >= 0 && !fifo_eof) {
+		if (fifo_fd >= 0 && !fifo.eof) {
 			fifo_slot = n;
 			pfd[n].fd = fifo_fd;
 			pfd[n++].events = POLLIN;
