@@ -251,7 +251,7 @@ apply_settle(const struct line *l)
 		log_msg(LOG_WARNING, "⚠️ Ignoring a bad settle line: %s", err);
 		return;
 	}
-	if (s.conn.n != strlen(conn_id) || memcmp(s.conn.p, conn_id, s.conn.n) != 0) {
+	if (!slice_eq(s.conn, conn_id)) {
 		/* From an earlier connection: that broker already took it back. */
 		log_msg(LOG_DEBUG, "Settle line of another connection ignored (tag %llu)", s.tag);
 		return;
