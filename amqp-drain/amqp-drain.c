@@ -67,7 +67,7 @@ static struct window win;
 static enum mode mode;
 static struct buf out;		/* envelopes not yet written to stdout */
 static size_t out_off;
-static bool out_closed, out_is_pipe;
+static bool out_closed;
 static int fifo_fd = -1;
 static struct linereader fifo;	/* capture mode: unused, never at eof */
 static bool stopping;		/* cancelling consumers, then draining */
@@ -615,12 +615,10 @@ open_output(void)
 			die(EXIT_USAGE, "--acks %s: %s", opt.acks, strerror(errno));
 		lr_init(&fifo, fifo_fd, 1 << 20);
 	}
-	if (fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
-		out_is_pipe = true;
+	if (fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
 		if ((fl = fcntl(STDOUT_FILENO, F_GETFL)) < 0 ||
 		    fcntl(STDOUT_FILENO, F_SETFL, fl | O_NONBLOCK) < 0)
 			die(EXIT_SOFTWARE, "stdout: fcntl: %s", strerror(errno));
-	}
 }
 
 static void
