@@ -493,7 +493,7 @@ amq_queue_depth(amqp_connection_state_t c, amqp_channel_t ch, const char *queue,
 	ok = amqp_queue_declare(c, ch, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
 	if (ok == NULL) {
 		r = amqp_get_rpc_reply(c);
-		(void)check(c, "queue.declare (passive)", err, errsz);
+		amq_reply_error(r, "queue.declare (passive)", err, errsz);
 		/* A missing queue closes the channel: confirm the close, so that
 		 * the channel can be opened again (the broker refuses a second
 		 * channel.open before the close-ok and closes the connection). */
