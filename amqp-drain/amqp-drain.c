@@ -512,18 +512,14 @@ pump_broker(void)
 static void
 connect_broker(void)
 {
-	enum amq_fail fail;
 	unsigned char rnd[8];
-	char err[512];
 	int i;
 
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		die(EXIT_SOFTWARE, "getrandom: %s", strerror(errno));
 	for (i = 0; i < 8; i++)
 		snprintf(conn_id + 2 * i, 3, "%02x", rnd[i]);
-	if ((conn = amq_connect(&url, "amqp-drain", &fail, err, sizeof(err))) == NULL)
-		die(fail == AMQ_REFUSED ? EXIT_CONFIG : EXIT_UNAVAILABLE, "RabbitMQ (%s): %s",
-		    url.redacted, err);
+	conn = amq_connect_or_die(&url, "amqp-drain");
 	{
 		struct timeval rpc_timeout = { 30, 0 };
 		amqp_set_rpc_timeout(conn, &rpc_timeout);
@@ -638,7 +634,6 @@ read_options(int argc, char *argv[])
 	};
 	long long batch;
 	char *list, *tok, *save;
-	const char *err, *amqp;
 	int ch, t;
 
 	batch = env_ll("POSTGRES_BATCH_SIZE", 100, 1, 1000000);
@@ -687,10 +682,7 @@ read_options(int argc, char *argv[])
 	}
 	if (optind != argc)
 		die_operand(argv[optind]);
-	if ((amqp = env_str("AMQP_CONNECTION", NULL)) == NULL)
-		die(EXIT_CONFIG, "AMQP_CONNECTION is not set (want amqp://user:password@host:port/vhost)");
-	if (amq_url_parse(amqp, &url, &err) < 0)
-		die(EXIT_CONFIG, "%s", err);
+	amq_url_from_env(&url);
 }
 
 /* ---- the loop ------------------------------------------------------------ */

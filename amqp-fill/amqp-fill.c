@@ -204,9 +204,7 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct amq_url url;
-	enum amq_fail fail;
 	struct logrec *r;
-	const char *err, *amqp;
 	char msg[512];
 	double t0;
 	int ch, i, rc, *fds;
@@ -240,14 +238,9 @@ main(int argc, char *argv[])
 			die_bad_option(ch, argv);
 		}
 	}
-	if ((amqp = env_str("AMQP_CONNECTION", NULL)) == NULL)
-		die(EXIT_CONFIG, "AMQP_CONNECTION is not set (want amqp://user:password@host:port/vhost)");
-	if (amq_url_parse(amqp, &url, &err) < 0)
-		die(EXIT_CONFIG, "%s", err);
+	amq_url_from_env(&url);
 	ignore_sigpipe();
-	if ((conn = amq_connect(&url, "amqp-fill", &fail, msg, sizeof(msg))) == NULL)
-		die(fail == AMQ_REFUSED ? EXIT_CONFIG : EXIT_UNAVAILABLE, "RabbitMQ (%s): %s",
-		    url.redacted, msg);
+	conn = amq_connect_or_die(&url, "amqp-fill");
 	if (opt.declare && (rc = amq_declare_topology(conn, 1, msg, sizeof(msg))) != 0)
 		die(rc, "RabbitMQ topology: %s", msg);
 	amqp_confirm_select(conn, 1);

@@ -15,6 +15,7 @@
 #include "amq.h"
 #include "buf.h"
 #include "envelope.h"
+#include "log.h"
 #include "num.h"
 #include "util.h"
 
@@ -230,6 +231,17 @@ fail:
 }
 
 void
+amq_url_from_env(struct amq_url *u)
+{
+	const char *url, *err;
+
+	if ((url = env_str("AMQP_CONNECTION", NULL)) == NULL)
+		die(EXIT_CONFIG, "AMQP_CONNECTION is not set (want amqp://user:password@host:port/vhost)");
+	if (amq_url_parse(url, u, &err) < 0)
+		die(EXIT_CONFIG, "%s", err);
+}
+
+void
 amq_url_free(struct amq_url *u)
 {
 	free(u->host);
@@ -391,6 +403,19 @@ amq_connect(const struct amq_url *u, const char *name, enum amq_fail *fail, char
 fail:
 	amqp_destroy_connection(c);
 	return NULL;
+}
+
+amqp_connection_state_t
+amq_connect_or_die(const struct amq_url *u, const char *name)
+{
+	amqp_connection_state_t c;
+	enum amq_fail fail;
+	char err[512];
+
+	if ((c = amq_connect(u, name, &fail, err, sizeof(err))) == NULL)
+		die(fail == AMQ_REFUSED ? EXIT_CONFIG : EXIT_UNAVAILABLE, "RabbitMQ (%s): %s",
+		    u->redacted, err);
+	return c;
 }
 
 int
