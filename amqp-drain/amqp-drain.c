@@ -67,10 +67,9 @@ static struct window win;
 static enum mode mode;
 static struct buf out;		/* envelopes not yet written to stdout */
 static size_t out_off;
-static bool out_closed, out_is_pipe;
+static bool out_closed;
 static int fifo_fd = -1;
-static struct linereader fifo;
-static bool fifo_eof;
+static struct linereader fifo;	/* capture mode: unused, never at eof */
 static bool stopping;		/* cancelling consumers, then draining */
 static double drain_deadline;
 static uint64_t captured_tag;	/* capture mode: last tag written, not yet synced */
@@ -252,7 +251,7 @@ apply_settle(const struct line *l)
 		log_msg(LOG_WARNING, "⚠️ Ignoring a bad settle line: %s", err);
 		return;
 	}
-	if (s.conn.n != strlen(conn_id) || memcmp(s.conn.p, conn_id, s.conn.n) != 0) {
+	if (!slice_eq(s.conn, conn_id)) {
 		/* From an earlier connection: that broker already took it back. */
 		log_msg(LOG_DEBUG, "Settle line of another connection ignored (tag %llu)", s.tag);
 		return;
@@ -284,31 +283,22 @@ apply_settle(const struct line *l)
 	buf_free(&reason);
 }
 
+/* Apply the settle lines that can be read now; at the end of the FIFO,
+ * the last of them too (fifo.eof is then set). */
 static void
 read_fifo(void)
 {
 	struct line l;
-	long n;
-	int rc;
 
 	for (;;) {
-		while ((rc = lr_next(&fifo, &l)) == 1)
+		while (lr_next(&fifo, &l) == 1)
 			apply_settle(&l);
-		if (rc < 0 || fifo.eof) {
-			fifo_eof = true;
+		if (fifo.eof)
 			return;
-		}
-		n = lr_fill(&fifo);
-		if (n < 0) {
+		if (lr_fill(&fifo) < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
 			lost("--acks: %s", strerror(errno));
-		}
-		if (n == 0) {
-			while (lr_next(&fifo, &l) == 1)
-				apply_settle(&l);
-			fifo_eof = true;
-			return;
 		}
 	}
 }
@@ -522,18 +512,14 @@ pump_broker(void)
 static void
 connect_broker(void)
 {
-	enum amq_fail fail;
 	unsigned char rnd[8];
-	char err[512];
 	int i;
 
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		die(EXIT_SOFTWARE, "getrandom: %s", strerror(errno));
 	for (i = 0; i < 8; i++)
 		snprintf(conn_id + 2 * i, 3, "%02x", rnd[i]);
-	if ((conn = amq_connect(&url, "amqp-drain", &fail, err, sizeof(err))) == NULL)
-		die(fail == AMQ_REFUSED ? EXIT_CONFIG : EXIT_UNAVAILABLE, "RabbitMQ (%s): %s",
-		    url.redacted, err);
+	conn = amq_connect_or_die(&url, "amqp-drain");
 	{
 		struct timeval rpc_timeout = { 30, 0 };
 		amqp_set_rpc_timeout(conn, &rpc_timeout);
@@ -625,12 +611,10 @@ open_output(void)
 			die(EXIT_USAGE, "--acks %s: %s", opt.acks, strerror(errno));
 		lr_init(&fifo, fifo_fd, 1 << 20);
 	}
-	if (fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
-		out_is_pipe = true;
+	if (fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
 		if ((fl = fcntl(STDOUT_FILENO, F_GETFL)) < 0 ||
 		    fcntl(STDOUT_FILENO, F_SETFL, fl | O_NONBLOCK) < 0)
 			die(EXIT_SOFTWARE, "stdout: fcntl: %s", strerror(errno));
-	}
 }
 
 static void
@@ -650,7 +634,6 @@ read_options(int argc, char *argv[])
 	};
 	long long batch;
 	char *list, *tok, *save;
-	const char *err, *amqp;
 	int ch, t;
 
 	batch = env_ll("POSTGRES_BATCH_SIZE", 100, 1, 1000000);
@@ -699,10 +682,7 @@ read_options(int argc, char *argv[])
 	}
 	if (optind != argc)
 		die_operand(argv[optind]);
-	if ((amqp = env_str("AMQP_CONNECTION", NULL)) == NULL)
-		die(EXIT_CONFIG, "AMQP_CONNECTION is not set (want amqp://user:password@host:port/vhost)");
-	if (amq_url_parse(amqp, &url, &err) < 0)
-		die(EXIT_CONFIG, "%s", err);
+	amq_url_from_env(&url);
 }
 
 /* ---- the loop ------------------------------------------------------------ */
@@ -760,16 +740,25 @@ consumers_left(void)
 	return false;
 }
 
+/* From now on, wait at most --drain-timeout for the pipeline to settle. */
+static void
+begin_drain(double now, const char *msg)
+{
+	if (stopping)
+		return;
+	stopping = true;
+	drain_deadline = now + opt.drain_timeout;
+	log_msg(LOG_INFO, "%s", msg);
+}
+
 static void
 stop_consuming(const char *why)
 {
+	char msg[128];
 	int t;
 
-	if (!stopping) {
-		stopping = true;
-		drain_deadline = now_mono() + opt.drain_timeout;
-		log_msg(LOG_INFO, "🛑 %s: cancelling consumers, draining the pipeline", why);
-	}
+	snprintf(msg, sizeof(msg), "🛑 %s: cancelling consumers, draining the pipeline", why);
+	begin_drain(now_mono(), msg);
 	for (t = 0; t < NTYPES; t++)
 		cancel_consumer(t);
 }
@@ -895,7 +884,7 @@ run(void)
 		pump_broker();
 		/* Read the FIFO only when poll says so: before tblload opens it,
 		 * a read would see end-of-file. */
-		if (fifo_ready && !fifo_eof)
+		if (fifo_ready && !fifo.eof)
 			read_fifo();
 		if (mode == M_CAPTURE)
 			sync_capture(false);
@@ -920,11 +909,7 @@ run(void)
 				stop_consuming("Queues are empty");
 		}
 		if (!consumers_left()) {
-			if (!stopping) {
-				stopping = true;
-				drain_deadline = now + opt.drain_timeout;
-				log_msg(LOG_INFO, "💤 All consumers cancelled: draining the pipeline");
-			}
+			begin_drain(now, "💤 All consumers cancelled: draining the pipeline");
 			if (!out_closed && out_off == out.len) {
 				if (mode == M_CAPTURE)
 					sync_capture(true);
@@ -933,14 +918,12 @@ run(void)
 					die(EXIT_TEMPFAIL, "stdout: close: %s", strerror(errno));
 				out_closed = true;
 			}
-			if (out_closed && (win_idle(&win) || fifo_eof || now >= drain_deadline))
+			if (out_closed && (win_idle(&win) || fifo.eof || now >= drain_deadline))
 				finish();
 		} else if (stopping && now >= drain_deadline + 10)
 			lost("the broker did not confirm the consumer cancels%s", "");
-		if (fifo_eof && !out_closed)
+		if (fifo.eof && !out_closed)
 			lost("tblload closed the ack FIFO%s (the pipeline stopped)", "");
-		if (stopping && now >= drain_deadline && out_closed)
-			finish();
 
 		n = 0;
 		pfd[n].fd = amqp_get_sockfd(conn);
@@ -950,7 +933,7 @@ run(void)
 			pfd[n++].events = POLLOUT;
 		}
 		fifo_slot = -1;
-		if (fifo_fd >= 0 && !fifo_eof) {
+		if (fifo_fd >= 0 && !fifo.eof) {
 			fifo_slot = n;
 			pfd[n].fd = fifo_fd;
 			pfd[n++].events = POLLIN;

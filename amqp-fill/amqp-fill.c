@@ -24,6 +24,7 @@
 #include "log.h"
 #include "num.h"
 #include "util.h"
+#include "window.h"
 
 static struct {
 	const char	*type;
@@ -32,7 +33,8 @@ static struct {
 } opt = { NULL, false, false, true, 2048 };
 
 static amqp_connection_state_t conn;
-static uint64_t published, confirmed, returned, nacked;
+static struct window confirms;	/* a tag per publish, settled by its confirm */
+static uint64_t published, acked, returned, nacked;
 static unsigned long long invalid;
 
 static const char *usage_text =
@@ -46,7 +48,9 @@ static const char *usage_text =
     "  -V, --version       show the version\n"
     "The broker is AMQP_CONNECTION (amqp://user:password@host:port/vhost).\n";
 
-/* Handle one frame from the broker: confirms and returns. */
+/* Handle one frame from the broker: confirms and returns. Confirms may
+ * come out of order (a single one for a later tag, then a multiple one for
+ * earlier tags): each publish is settled once, by the first that covers it. */
 static void
 handle_frame(const amqp_frame_t *f)
 {
@@ -58,12 +62,11 @@ handle_frame(const amqp_frame_t *f)
 	switch (f->payload.method.id) {
 	case AMQP_BASIC_ACK_METHOD:
 		ack = f->payload.method.decoded;
-		confirmed = ack->delivery_tag;
+		acked += win_confirm(&confirms, ack->delivery_tag, ack->multiple);
 		break;
 	case AMQP_BASIC_NACK_METHOD:
 		nack = f->payload.method.decoded;
-		nacked += nack->multiple ? nack->delivery_tag - confirmed : 1;
-		confirmed = nack->delivery_tag;
+		nacked += win_confirm(&confirms, nack->delivery_tag, nack->multiple);
 		break;
 	case AMQP_BASIC_RETURN_METHOD:
 		returned++;
@@ -85,9 +88,9 @@ await_confirms(uint64_t allowed)
 
 	for (;;) {
 		rc = amqp_simple_wait_frame_noblock(conn, &f,
-		    published - confirmed > allowed ? &wait : &zero);
+		    confirms.open > allowed ? &wait : &zero);
 		if (rc == AMQP_STATUS_TIMEOUT) {
-			if (published - confirmed > allowed)
+			if (confirms.open > allowed)
 				die(EXIT_TEMPFAIL, "no publisher confirm for 60 s");
 			break;
 		}
@@ -132,8 +135,10 @@ publish(const char *type, size_t type_len, const char *body, size_t n, struct bu
 	    1, 0, &props, (amqp_bytes_t){ n, (void *)body });
 	if (rc != AMQP_STATUS_OK)
 		die(EXIT_TEMPFAIL, "basic.publish: %s", amqp_error_string2(rc));
-	published++;
-	if (published % 256 == 0 || published - confirmed > (uint64_t)opt.window)
+	/* Tags count the publishes on the channel from 1. */
+	if (win_add(&confirms, ++published, 0) < 0)
+		die(EXIT_SOFTWARE, "publish %llu out of sequence", (unsigned long long)published);
+	if (published % 256 == 0 || confirms.open > (uint64_t)opt.window)
 		await_confirms((uint64_t)opt.window);
 }
 
@@ -199,9 +204,7 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct amq_url url;
-	enum amq_fail fail;
 	struct logrec *r;
-	const char *err, *amqp;
 	char msg[512];
 	double t0;
 	int ch, i, rc, *fds;
@@ -235,19 +238,15 @@ main(int argc, char *argv[])
 			die_bad_option(ch, argv);
 		}
 	}
-	if ((amqp = env_str("AMQP_CONNECTION", NULL)) == NULL)
-		die(EXIT_CONFIG, "AMQP_CONNECTION is not set (want amqp://user:password@host:port/vhost)");
-	if (amq_url_parse(amqp, &url, &err) < 0)
-		die(EXIT_CONFIG, "%s", err);
+	amq_url_from_env(&url);
 	ignore_sigpipe();
-	if ((conn = amq_connect(&url, "amqp-fill", &fail, msg, sizeof(msg))) == NULL)
-		die(fail == AMQ_REFUSED ? EXIT_CONFIG : EXIT_UNAVAILABLE, "RabbitMQ (%s): %s",
-		    url.redacted, msg);
+	conn = amq_connect_or_die(&url, "amqp-fill");
 	if (opt.declare && (rc = amq_declare_topology(conn, 1, msg, sizeof(msg))) != 0)
 		die(rc, "RabbitMQ topology: %s", msg);
 	amqp_confirm_select(conn, 1);
 	if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL)
 		die(EXIT_TEMPFAIL, "confirm.select failed");
+	win_init(&confirms);
 
 	/* Every file opened before the first publish: a missing one must not
 	 * stop the run halfway. */
@@ -267,7 +266,7 @@ main(int argc, char *argv[])
 
 	r = log_begin(LOG_INFO, "✅ Published");
 	log_int(r, "published", (long long)published);
-	log_int(r, "confirmed", (long long)(confirmed - nacked));
+	log_int(r, "confirmed", (long long)acked);
 	log_int(r, "nacked", (long long)nacked);
 	log_int(r, "unroutable", (long long)returned);
 	log_int(r, "invalid_lines", (long long)invalid);
@@ -277,6 +276,7 @@ main(int argc, char *argv[])
 	log_end(r);
 	amq_close(conn);
 	amq_url_free(&url);
+	win_free(&confirms);
 	if (nacked)
 		return EXIT_TEMPFAIL;
 	return invalid || returned ? EXIT_DATA : EXIT_OK;

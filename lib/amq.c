@@ -15,6 +15,7 @@
 #include "amq.h"
 #include "buf.h"
 #include "envelope.h"
+#include "log.h"
 #include "num.h"
 #include "util.h"
 
@@ -230,6 +231,17 @@ fail:
 }
 
 void
+amq_url_from_env(struct amq_url *u)
+{
+	const char *url, *err;
+
+	if ((url = env_str("AMQP_CONNECTION", NULL)) == NULL)
+		die(EXIT_CONFIG, "AMQP_CONNECTION is not set (want amqp://user:password@host:port/vhost)");
+	if (amq_url_parse(url, u, &err) < 0)
+		die(EXIT_CONFIG, "%s", err);
+}
+
+void
 amq_url_free(struct amq_url *u)
 {
 	free(u->host);
@@ -393,6 +405,19 @@ fail:
 	return NULL;
 }
 
+amqp_connection_state_t
+amq_connect_or_die(const struct amq_url *u, const char *name)
+{
+	amqp_connection_state_t c;
+	enum amq_fail fail;
+	char err[512];
+
+	if ((c = amq_connect(u, name, &fail, err, sizeof(err))) == NULL)
+		die(fail == AMQ_REFUSED ? EXIT_CONFIG : EXIT_UNAVAILABLE, "RabbitMQ (%s): %s",
+		    u->redacted, err);
+	return c;
+}
+
 int
 amq_channel_open(amqp_connection_state_t c, amqp_channel_t ch, char *err, size_t errsz)
 {
@@ -493,7 +518,7 @@ amq_queue_depth(amqp_connection_state_t c, amqp_channel_t ch, const char *queue,
 	ok = amqp_queue_declare(c, ch, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
 	if (ok == NULL) {
 		r = amqp_get_rpc_reply(c);
-		(void)check(c, "queue.declare (passive)", err, errsz);
+		amq_reply_error(r, "queue.declare (passive)", err, errsz);
 		/* A missing queue closes the channel: confirm the close, so that
 		 * the channel can be opened again (the broker refuses a second
 		 * channel.open before the close-ok and closes the connection). */

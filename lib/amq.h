@@ -32,6 +32,8 @@ struct amq_url {
  * message never contains the password). */
 int	amq_url_parse(const char *, struct amq_url *, const char **err);
 void	amq_url_free(struct amq_url *);
+/* Parse AMQP_CONNECTION; exit 78 if it is unset or not such a URL. */
+void	amq_url_from_env(struct amq_url *);
 
 /* How a failure should end the process. */
 enum amq_fail { AMQ_UNREACHABLE, AMQ_REFUSED, AMQ_LOST };
@@ -40,6 +42,9 @@ enum amq_fail { AMQ_UNREACHABLE, AMQ_REFUSED, AMQ_LOST };
  * reason in err and its kind in *fail (AMQ_REFUSED: credentials, vhost). */
 amqp_connection_state_t amq_connect(const struct amq_url *, const char *name,
 	    enum amq_fail *fail, char *err, size_t errsz);
+/* amq_connect, or exit: 78 if the broker refuses us, 69 if it cannot be
+ * reached or the connection fails. */
+amqp_connection_state_t amq_connect_or_die(const struct amq_url *, const char *name);
 /* Open another channel. */
 int	amq_channel_open(amqp_connection_state_t, amqp_channel_t, char *err, size_t errsz);
 /* Declare the topology on a channel, in the original's order: 0, or the exit

@@ -125,6 +125,40 @@ stats() {
 	assert_queues "0 1 0 0"
 }
 
+@test "confirms out of order (a later tag first, then a multiple one for the earlier): each counts once" {
+	local in=$BATS_TEST_TMPDIR/in
+	# The broker confirms an unroutable publish at once, with a single ack,
+	# while the ones before it still wait on the quorum queue; their
+	# multiple ack, for a lower tag, comes after. The pause before the end
+	# of input lets both arrive before amqp-fill reads them.
+	{
+		samples artists 10 | jq -c '{type: "artists", body: .}'
+		echo '{"type":"nobody","body":{"id":"1"}}'
+	} >"$in"
+	run -1 --separate-stderr with_timeout 30 bash -c '{ cat "$1"; sleep 1; } | amqp-fill' _ "$in"
+	assert_equal '{"published":11,"confirmed":11,"nacked":0,"unroutable":1,"invalid_lines":0}' \
+		"$(stats <(echo "$stderr"))"
+	assert_queues "10 0 0 0"
+}
+
+@test "a publish the broker nacks counts as nacked, not confirmed, and exits 75" {
+	local in=$BATS_TEST_TMPDIR/in
+	# A queue that refuses every message: the last publish, also routed
+	# there, is nacked. (This broker nacks it after the acks of the tags
+	# before it: the out-of-order case is the one above, with an ack.)
+	amqp-fill </dev/null 2>/dev/null # the exchange, for the probe
+	rmq_bind_probe probe labels
+	run -0 rmqctl -q set_policy -p "$RMQ_VHOST" --apply-to queues refuse '^probe$' \
+		'{"max-length":0,"overflow":"reject-publish"}'
+	{
+		samples artists 10 | jq -c '{type: "artists", body: .}'
+		samples labels 1 | jq -c '{type: "labels", body: .}'
+	} >"$in"
+	run -75 --separate-stderr with_timeout 30 amqp-fill "$in"
+	assert_equal '{"published":11,"confirmed":10,"nacked":1,"unroutable":0,"invalid_lines":0}' \
+		"$(stats <(echo "$stderr"))"
+}
+
 @test "--pretty --crlf: each body arrives pretty-printed over CRLF lines, like the Python extractor" {
 	samples labels 3 | publish labels --pretty --crlf
 	samples artists 1 | publish artists --pretty

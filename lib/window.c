@@ -66,6 +66,13 @@ settle(struct window *w, uint64_t tag, enum tagstate to)
 	return ST(w, tag) >> 4;
 }
 
+static void
+advance(struct window *w)
+{
+	while (w->base < w->next && STATE(w, w->base) == TAG_DONE)
+		w->base++;
+}
+
 int
 win_ack(struct window *w, uint64_t tag)
 {
@@ -79,46 +86,54 @@ win_reject(struct window *w, uint64_t tag)
 
 	if ((type = settle(w, tag, TAG_DONE)) < 0)
 		return -1;
-	while (w->base < w->next && STATE(w, w->base) == TAG_DONE)
-		w->base++;
+	advance(w);
 	return type;
+}
+
+size_t
+win_confirm(struct window *w, uint64_t tag, bool multiple)
+{
+	uint64_t t;
+	size_t n = 0;
+
+	if (!multiple)
+		n = settle(w, tag, TAG_DONE) >= 0;
+	else
+		for (t = w->base; t <= tag && t < w->next; t++)
+			if (settle(w, t, TAG_DONE) >= 0)
+				n++;
+	advance(w);
+	return n;
 }
 
 void
 win_take_acks(struct window *w, uint64_t *multi, uint64_t *singles, size_t max,
     size_t *nsingles)
 {
-	uint64_t t, last_ack = 0;
+	uint64_t t;
+	bool open_seen = false;
 
 	*multi = 0;
 	*nsingles = 0;
-	if (w->pending == 0)
-		return;
 	/* Everything from base up to the first open tag is settled: one
-	 * multiple ack up to the last tag there that still needs an ack. */
-	for (t = w->base; t < w->next && STATE(w, t) != TAG_OPEN; t++)
-		if (STATE(w, t) == TAG_ACK)
-			last_ack = t;
-	if (last_ack != 0) {
-		for (t = w->base; t <= last_ack; t++) {
-			if (STATE(w, t) == TAG_ACK)
-				w->pending--;
-			SET_STATE(w, t, TAG_DONE);
-		}
-		*multi = last_ack;
-	}
-	while (w->base < w->next && STATE(w, w->base) == TAG_DONE)
-		w->base++;
-	/* Settled tags beyond an open one are acked one by one, so they do not
-	 * hold the consumer's prefetch while an older batch is still open. */
-	for (t = w->base; t < w->next && w->pending > 0 && *nsingles < max; t++)
-		if (STATE(w, t) == TAG_ACK) {
-			SET_STATE(w, t, TAG_DONE);
-			w->pending--;
+	 * multiple ack up to the last tag there that needs an ack. Settled
+	 * tags beyond an open one are acked one by one, so they do not hold
+	 * the consumer's prefetch while an older batch is still open. */
+	for (t = w->base; t < w->next && w->pending > 0; t++) {
+		if (STATE(w, t) == TAG_OPEN)
+			open_seen = true;
+		if (STATE(w, t) != TAG_ACK)
+			continue;
+		if (!open_seen)
+			*multi = t;
+		else if (*nsingles < max)
 			singles[(*nsingles)++] = t;
-		}
-	while (w->base < w->next && STATE(w, w->base) == TAG_DONE)
-		w->base++;
+		else
+			break;
+		SET_STATE(w, t, TAG_DONE);
+		w->pending--;
+	}
+	advance(w);
 }
 
 bool

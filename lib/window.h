@@ -4,6 +4,10 @@
  * state. It decides which basic.ack (multiple or single) and basic.reject
  * frames to send, so that no tag is settled twice and a multiple ack never
  * covers a tag that is not settled.
+ *
+ * A publisher keeps one for its confirms: the tags are those of its
+ * publishes, and the broker's basic.ack and basic.nack settle them, in
+ * whatever order they come (win_confirm).
  */
 #ifndef TBL_WINDOW_H
 #define TBL_WINDOW_H
@@ -36,6 +40,10 @@ int	win_add(struct window *, uint64_t tag, int type);
  * settled. */
 int	win_ack(struct window *, uint64_t tag);
 int	win_reject(struct window *, uint64_t tag);	/* caller sends basic.reject */
+/* A publisher confirm (basic.ack or basic.nack) from the broker: settle tag,
+ * or with multiple every tag up to it, that is still open. Returns how many
+ * it settled (tags already settled are not counted again). */
+size_t	win_confirm(struct window *, uint64_t tag, bool multiple);
 
 /* The acks to send now: at most one multiple ack (*multi, 0 if none), then
  * single acks for settled tags above the oldest open one (written to
