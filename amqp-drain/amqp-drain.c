@@ -886,11 +886,13 @@ run(void)
 		 * a read would see end-of-file. */
 		if (fifo_ready && !fifo.eof)
 			read_fifo();
+		/* Written first: in capture mode what was written is then synced
+		 * and acked in this turn, not the next. */
+		if (!out_closed)
+			write_out();
 		if (mode == M_CAPTURE)
 			sync_capture(false);
 		send_acks();
-		if (!out_closed)
-			write_out();
 		write_state(0.5, stopping ? "draining" : "consuming");
 
 		now = now_mono();
