@@ -681,7 +681,7 @@ running_pipeline() {
 	fds=$(ls "/proc/$SERVER_PID/fd" | wc -l)
 	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$SERVER_PID/status")
 	echo "fds=$fds rss_kb=$rss"
-	# 64 connections at most (32 from one address), plus a few of its own.
+	# 64 connections at most (8 from one address), plus a few of its own.
 	[ "$fds" -le 80 ]
 	[ "$rss" -lt 65536 ]
 	# The flood still holds its sockets; the server dropped them after 2 s.
