@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+
 #include <microhttpd.h>
 
 #include "buf.h"
@@ -19,6 +21,12 @@
 #define MAX_LOGGED	200	/* bytes of method and path in a debug line */
 #define MAX_HEAD	8192	/* bytes of request line and header fields */
 
+/* A client's address without its port: what the per-address limit counts. */
+struct peer {
+	sa_family_t	 family;
+	unsigned char	 addr[16];
+};
+
 /*
  * A connection as the deadline keeper sees it. libmicrohttpd calls the
  * connection notifier with "closed" before it closes the socket, and the
@@ -28,16 +36,21 @@
 struct conn {
 	struct conn	*prev, *next;
 	int		 fd;
+	struct peer	 peer;
 	double		 since;		/* accepted, or last response done (monotonic) */
 	bool		 busy;		/* a request arrived and is being answered */
-	bool		 cut;		/* shut down by the sweep */
+	bool		 cut;		/* shut down; libmicrohttpd closes it next */
 };
 
 struct http {
 	struct MHD_Daemon *d;
 	struct http_cfg	 cfg;
 	pthread_mutex_t	 lock;
-	struct conn	*conns;
+	struct conn	*conns;		/* newest first */
+	struct conn	*oldest;	/* the last of conns */
+	unsigned int	 live;		/* connections in conns not cut */
+	unsigned long	 displaced;	/* cut to make room, since the last sweep */
+	unsigned long	 refused;	/* cut at once: every slot of the address busy */
 	atomic_bool	 running;	/* libmicrohttpd's thread serves */
 };
 
@@ -81,24 +94,99 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 static void
+peer_of(const struct sockaddr *sa, struct peer *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (sa == NULL)
+		return;
+	p->family = sa->sa_family;
+	if (sa->sa_family == AF_INET)
+		memcpy(p->addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+	else if (sa->sa_family == AF_INET6)
+		memcpy(p->addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+}
+
+/* Shut a connection down (with the lock held); libmicrohttpd sees the end
+ * of the stream on its next turn and closes it. */
+static void
+cut(struct http *h, struct conn *k)
+{
+	(void)shutdown(k->fd, SHUT_RDWR);
+	k->cut = true;
+	h->live--;
+}
+
+/*
+ * Make room for the new connection k (with the lock held). libmicrohttpd's
+ * own limits refuse the newest connection, so whoever holds every slot
+ * (or every slot of an address) with connections that never send a
+ * request keeps everyone else out until the timeout. Here the newcomer
+ * displaces instead the oldest connection that has not sent a whole
+ * request head: a client that sends its request at once is served, while
+ * a flood can only push out its own connections. One slot is kept free
+ * for the next client, as libmicrohttpd stops accepting when all are taken.
+ * A connection being answered is never displaced.
+ */
+static void
+make_room(struct http *h, struct conn *k)
+{
+	struct conn *o, *same = NULL, *any = NULL;
+	unsigned int nsame = 0;
+
+	for (o = h->oldest; o != NULL; o = o->prev) {
+		if (o == k || o->cut)
+			continue;
+		if (memcmp(&o->peer, &k->peer, sizeof(k->peer)) == 0) {
+			nsame++;
+			if (!o->busy && same == NULL)
+				same = o;
+		}
+		if (!o->busy && any == NULL)
+			any = o;
+	}
+	if (h->cfg.max_per_ip > 0 && nsame >= h->cfg.max_per_ip) {
+		if (same != NULL) {
+			cut(h, same);
+			h->displaced++;
+		} else {
+			cut(h, k);
+			h->refused++;
+		}
+	} else if (h->live >= h->cfg.max_conns && any != NULL) {
+		cut(h, any);
+		h->displaced++;
+	}
+}
+
+static void
 on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
     enum MHD_ConnectionNotificationCode code)
 {
 	struct http *h = cls;
-	const union MHD_ConnectionInfo *ci;
+	const union MHD_ConnectionInfo *ci, *ca;
 	struct conn *k;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		/* Untracked when this fails: only the idle timeout applies. */
-		if ((ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD)) == NULL ||
-		    (k = calloc(1, sizeof(*k))) == NULL)
+		/* Untracked when this fails: only libmicrohttpd's limits apply. */
+		if ((ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD)) == NULL)
 			return;
+		if ((k = calloc(1, sizeof(*k))) == NULL) {
+			/* Refused: untracked, it would escape the limits and the deadline. */
+			(void)shutdown(ci->connect_fd, SHUT_RDWR);
+			return;
+		}
 		k->fd = ci->connect_fd;
+		ca = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		peer_of(ca != NULL ? ca->client_addr : NULL, &k->peer);
 		k->since = now_mono();
 		lock(h);
 		if ((k->next = h->conns) != NULL)
 			k->next->prev = k;
+		else
+			h->oldest = k;
 		h->conns = k;
+		h->live++;
+		make_room(h, k);
 		unlock(h);
 		*socket_context = k;
 		return;
@@ -112,6 +200,10 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 		h->conns = k->next;
 	if (k->next != NULL)
 		k->next->prev = k->prev;
+	else
+		h->oldest = k->prev;
+	if (!k->cut)
+		h->live--;
 	unlock(h);
 	free(k);
 	*socket_context = NULL;
@@ -281,7 +373,6 @@ http_start(const struct http_cfg *cfg)
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)cfg->listen_fd,
 	    MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->conn_memory,
 	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout,
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
@@ -302,20 +393,28 @@ http_sweep(struct http *h)
 {
 	double now = now_mono();
 	struct conn *k;
+	unsigned long displaced, refused;
 	unsigned int n = 0;
 
 	lock(h);
 	for (k = h->conns; k != NULL; k = k->next)
 		if (!k->busy && !k->cut && now - k->since > h->cfg.timeout) {
-			/* libmicrohttpd sees the end of the stream and closes it. */
-			(void)shutdown(k->fd, SHUT_RDWR);
-			k->cut = true;
+			cut(h, k);
 			n++;
 		}
+	displaced = h->displaced;
+	refused = h->refused;
+	h->displaced = h->refused = 0;
 	unlock(h);
 	if (n > 0)
 		log_msg(LOG_DEBUG, "Dropped %u connection(s) without a whole request in %u s",
 		    n, h->cfg.timeout);
+	if (displaced > 0)
+		log_msg(LOG_DEBUG, "Dropped %lu connection(s) without a request to make room "
+		    "for newer ones", displaced);
+	if (refused > 0)
+		log_msg(LOG_DEBUG, "Refused %lu connection(s) from an address whose every "
+		    "connection was being answered", refused);
 }
 
 void

@@ -46,7 +46,8 @@ static const char *usage_text =
     "                          8002); 0 picks a free one, logged at start\n"
     "  -d, --state-dir dir     read the state files here (default TBL_STATE_DIR)\n"
     "      --max-connections n connections served at once (default 64)\n"
-    "      --max-per-ip n      of them from one address (default 32, 0 for no limit)\n"
+    "      --max-per-ip n      of them from one address (default an eighth of them,\n"
+    "                          8; 0 for no limit)\n"
     "      --timeout seconds   to send a whole request, or to stay idle (default 10)\n"
     "  -h, --help              show this help\n"
     "  -V, --version           show the version\n";
@@ -115,8 +116,10 @@ read_config(int argc, char *argv[], struct config *c)
 	if (!S_ISDIR(st.st_mode))
 		die(EXIT_CONFIG, "state directory %s: not a directory", c->state_dir);
 	c->stuck_interval = env_ll("STUCK_CHECK_INTERVAL", 30, 1, 86400);
+	/* A client needs one connection at a time: an eighth of the slots lets
+	 * a flood from a few addresses leave most of them to everyone else. */
 	if (c->max_per_ip < 0)
-		c->max_per_ip = c->max_conns > 1 ? c->max_conns / 2 : 0;
+		c->max_per_ip = (c->max_conns + 7) / 8;
 }
 
 /* Check that the connection limit fits in the descriptor limit. */

@@ -21,9 +21,14 @@ setup() {
 	unset HEALTH_CHECK_PORT HEALTH_CHECK_BIND STUCK_CHECK_INTERVAL LOG_LEVEL
 	SERVER_PID=
 	WAIT_PID=
+	FLOODS=
 }
 
 teardown() {
+	if [ -n "$FLOODS" ]; then
+		kill $FLOODS 2>/dev/null || true
+		wait $FLOODS 2>/dev/null || true
+	fi
 	if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
 		stop_server
 	fi
@@ -185,6 +190,12 @@ running_pipeline() {
 	run -64 --separate-stderr tblhealth --port 70000
 	[[ "$(jq -r .event <<<"$stderr")" == "option --port: '70000' is out of range"* ]]
 	run -64 --separate-stderr tblhealth --timeout 0
+	run -64 --separate-stderr tblhealth --max-connections 0
+	run -64 --separate-stderr tblhealth --max-connections 64k
+	run -64 --separate-stderr tblhealth --max-per-ip -1
+	[[ "$(jq -r .event <<<"$stderr")" == "option --max-per-ip: '-1' is out of range"* ]]
+	run -64 --separate-stderr tblhealth --max-per-ip 10001
+	run -64 --separate-stderr tblhealth --max-per-ip ''
 	run -64 --separate-stderr tblhealth extra
 	[ "$(jq -r .exit_status <<<"$stderr")" = 64 ]
 }
@@ -670,13 +681,151 @@ running_pipeline() {
 	fds=$(ls "/proc/$SERVER_PID/fd" | wc -l)
 	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$SERVER_PID/status")
 	echo "fds=$fds rss_kb=$rss"
-	# 64 connections at most (32 from one address), plus a few of its own.
+	# 64 connections at most (8 from one address), plus a few of its own.
 	[ "$fds" -le 80 ]
 	[ "$rss" -lt 65536 ]
 	# The flood still holds its sockets; the server dropped them after 2 s.
 	health_within 4
 	wait "$flood"
-	grep -qx 'closed_by_server=1000' "$BATS_TEST_TMPDIR/flood"
+	grep -qx 'closed_by_server=1000 answered=0' "$BATS_TEST_TMPDIR/flood"
+}
+
+# flood N SEND ADDRESS...: N connections from each loopback address, SEND
+# sent on each, held until flood_end (30 s at most); waits until all are open.
+flood() {
+	local n=$1 send=$2 a i
+	shift 2
+	for a; do
+		: >"$BATS_TEST_TMPDIR/flood.$a"
+		perl "$HOSTILE" flood "$PORT" "$n" 30 "$a" "$send" >"$BATS_TEST_TMPDIR/flood.$a" 3>&- &
+		FLOODS+=" $!"
+	done
+	for a; do
+		for ((i = 0; i < 100; i++)); do
+			grep -q opened "$BATS_TEST_TMPDIR/flood.$a" && break
+			sleep 0.1
+		done
+		grep -qx "opened=$n" "$BATS_TEST_TMPDIR/flood.$a"
+	done
+}
+
+# Close the floods' connections; each prints what the server did meanwhile.
+flood_end() {
+	kill -USR1 $FLOODS
+	wait $FLOODS
+	FLOODS=
+}
+
+# The sum of what the floods from these addresses counted (closed_by_server, answered).
+flood_sum() {
+	local key=$1 a
+	shift
+	for a; do
+		cat "$BATS_TEST_TMPDIR/flood.$a"
+	done | grep -o "$key=[0-9]*" | awk -F= '{ n += $2 } END { print n + 0 }'
+}
+
+# GET /health from this loopback address: 200 within a second (a client
+# kept out waits for the 10 s timeout).
+probe() {
+	local t
+	t=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 3 --interface "$1" \
+	    "$URL/health") || true
+	echo "probe from $1: $t"
+	[[ "$t" == "200 "* ]] && awk -v t="${t#* }" 'BEGIN { exit !(t < 1) }'
+}
+
+# Descriptors and resident memory of the server: FDS, RSS (KiB).
+server_usage() {
+	FDS=$(ls "/proc/$SERVER_PID/fd" | wc -l)
+	RSS=$(awk '/^VmRSS/ { print $2 }' "/proc/$SERVER_PID/status")
+	echo "fds=$FDS rss_kb=$RSS"
+}
+
+# Wait up to 2 s for the server to hold at most $1 descriptors.
+fds_at_most() {
+	local i
+	for ((i = 0; i < 20; i++)); do
+		server_usage
+		[ "$FDS" -le "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Each of these floods the server from other loopback addresses; it answers
+# a client after the flood's connections, which it accepts in order.
+@test "80 idle connections from two addresses: a third, and each of the two, are answered at once" {
+	start_server
+	flood 40 '' 127.0.0.2 127.0.0.3
+	probe 127.0.0.4
+	# 8 connections from each address (the default per-address limit).
+	server_usage
+	[ "$FDS" -le 30 ]
+	# A client behind a flooding address displaces the flood's oldest connection.
+	probe 127.0.0.2
+	probe 127.0.0.1
+	flood_end
+	grep -qx 'closed_by_server=33 answered=0' "$BATS_TEST_TMPDIR/flood.127.0.0.2"
+	grep -qx 'closed_by_server=32 answered=0' "$BATS_TEST_TMPDIR/flood.127.0.0.3"
+}
+
+@test "idle connections from more addresses than there are slots: a newcomer is still answered" {
+	start_server
+	# 80 for 64 slots, half of them with half a request line.
+	flood 8 '' 127.0.0.{10..14}
+	flood 8 'GET /hea' 127.0.0.{15..19}
+	probe 127.0.0.4
+	server_usage
+	[ "$FDS" -le 80 ]
+	[ "$RSS" -lt 65536 ]
+	probe 127.0.0.10
+	flood_end
+	# One slot is kept free: 63 of the 80 stay and the rest are displaced,
+	# the oldest first; the first probe displaces one more, whose slot the
+	# second finds free.
+	[ "$(flood_sum closed_by_server 127.0.0.{10..19})" -eq 18 ]
+	# The floods have ended: every slot is free again at once.
+	probe 127.0.0.4
+	fds_at_most 10
+}
+
+@test "--max-connections and --max-per-ip set the slots a flood can hold" {
+	start_server --max-connections 16 --max-per-ip 3
+	flood 20 '' 127.0.0.2
+	probe 127.0.0.2
+	server_usage
+	[ "$FDS" -le 12 ]
+	flood_end
+	# 3 stay; the probe displaced one more of them.
+	grep -qx 'closed_by_server=18 answered=0' "$BATS_TEST_TMPDIR/flood.127.0.0.2"
+	stop_server
+	# No per-address limit: 15 of the 16 slots, one kept free.
+	start_server --max-connections 16 --max-per-ip 0
+	flood 20 '' 127.0.0.2
+	probe 127.0.0.2
+	probe 127.0.0.3
+	server_usage
+	[ "$FDS" -le 24 ]
+	flood_end
+	grep -qx 'closed_by_server=6 answered=0' "$BATS_TEST_TMPDIR/flood.127.0.0.2"
+}
+
+@test "clients that send a request and never read the response: answered, and their slots freed" {
+	running_pipeline
+	put tableinator '.queue_depths = {artists: 1, labels: 2, masters: 3, releases: 4, total: 10}'
+	start_server
+	server_usage
+	local base=$FDS
+	# 56 connections, each asking for a /metrics of about 6 KB that it never
+	# reads (fewer than the 63 slots, so that none is displaced before it asks).
+	flood 7 $'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n' 127.0.0.{20..27}
+	probe 127.0.0.4
+	# The responses wait in the socket buffers; the server has closed its ends.
+	fds_at_most "$base"
+	flood_end
+	[ "$(flood_sum answered 127.0.0.{20..27})" -eq 56 ]
+	[ "$(flood_sum closed_by_server 127.0.0.{20..27})" -eq 56 ]
 }
 
 @test "random bytes, .. paths, NULs and huge Content-Length: answered or closed, never a crash" {

@@ -7,8 +7,11 @@
 #   slow PORT INTERVAL MAX  send a request head one byte every INTERVAL seconds
 #                           (0: send nothing); print "closed after S" once the
 #                           server closes, or "open after MAX"
-#   flood PORT N HOLD       open N connections at once, print "opened=K", hold
-#                           them HOLD seconds, print "closed_by_server=C"
+#   flood PORT N HOLD [FROM [SEND]]
+#                           open N connections at once (from the loopback
+#                           address FROM), send SEND on each, print "opened=K",
+#                           hold them HOLD seconds (or until SIGUSR1) without
+#                           reading, print "closed_by_server=C answered=A"
 #   fuzz PORT N SEED        send N random or malformed requests, one per
 #                           connection; print a summary; exit 1 if the server
 #                           ever failed to accept, answered too slowly or
@@ -17,16 +20,19 @@ use strict;
 use warnings;
 use IO::Select;
 use IO::Socket::INET;
-use Socket qw(SHUT_WR);
+use Socket qw(SHUT_WR SOL_SOCKET SO_RCVBUF inet_aton pack_sockaddr_in);
 use Time::HiRes qw(time sleep);
 
 $SIG{PIPE} = 'IGNORE';
 $| = 1;
 
+# Connect to the server on 127.0.0.1, from the loopback address $from when
+# given (127.0.0.2, ...: each is another client address to the server).
 sub connect_to {
-	my ($port, $blocking) = @_;
+	my ($port, $blocking, $from) = @_;
 	return IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-	    Proto => 'tcp', Timeout => 5, Blocking => $blocking // 1);
+	    Proto => 'tcp', Timeout => 5, Blocking => $blocking // 1,
+	    defined $from ? (LocalAddr => $from) : ());
 }
 
 # Write all of $data, giving up when the server stops reading.
@@ -95,11 +101,25 @@ sub cmd_slow {
 	printf "open after %.1f\n", time - $t0;
 }
 
+# A non-blocking connection whose receive buffer is as small as the kernel
+# allows, so that a response the flood never reads stays with the server.
+sub connect_small {
+	my ($port, $from) = @_;
+	my $s = IO::Socket::INET->new(Proto => 'tcp', Blocking => 0,
+	    defined $from ? (LocalAddr => $from) : ()) or return;
+	setsockopt($s, SOL_SOCKET, SO_RCVBUF, 1) or die "SO_RCVBUF: $!\n";
+	connect($s, pack_sockaddr_in($port, inet_aton('127.0.0.1'))) or $!{EINPROGRESS}
+	    or return;
+	return $s;
+}
+
 sub cmd_flood {
-	my ($port, $n, $hold) = @_;
+	my ($port, $n, $hold, $from, $send) = @_;
+	my $stop = 0;
+	local $SIG{USR1} = sub { $stop = 1 };
 	my @socks;
 	for (1 .. $n) {
-		my $s = connect_to($port, 0);
+		my $s = connect_small($port, $from);
 		push @socks, $s if $s;
 	}
 	# Wait for the non-blocking connects to finish.
@@ -109,18 +129,29 @@ sub cmd_flood {
 	while (keys %done < @socks && time < $end) {
 		$done{fileno $_} = 1 for $sel->can_write(0.5);
 	}
-	my $opened = grep { defined $_->peername } @socks;
-	print "opened=$opened\n";
-	sleep $hold;
-	my ($closed, $buf) = (0, '');
-	for my $s (@socks) {
-		next unless defined $s->peername;
-		if (IO::Select->new($s)->can_read(0)) {
-			my $r = sysread($s, $buf, 4096);
-			$closed++ if !defined $r || $r == 0;
-		}
+	@socks = grep { defined $_->peername } @socks;
+	if (defined $send && length $send) {
+		syswrite($_, $send) for @socks;
 	}
-	print "closed_by_server=$closed\n";
+	printf "opened=%d\n", scalar @socks;
+	$end = time + $hold;
+	sleep 0.05 while !$stop && time < $end;
+	# What the server did meanwhile: read what it sent, up to its end.
+	my ($closed, $answered, $buf) = (0, 0, '');
+	for my $s (@socks) {
+		my ($got, $wait) = ('', 0);
+		while (IO::Select->new($s)->can_read($wait)) {
+			my $r = sysread($s, $buf, 65536);
+			if (!defined $r || $r == 0) {
+				$closed++;
+				last;
+			}
+			$got .= $buf;
+			$wait = 1;
+		}
+		$answered++ if $got =~ m{^HTTP/1\.1 \d{3} };
+	}
+	print "closed_by_server=$closed answered=$answered\n";
 }
 
 # ---- fuzz --------------------------------------------------------------------
