@@ -189,7 +189,8 @@ is_control(const char *p, size_t n, char *what, size_t whatsz)
 		return false;
 	if (json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "type", &t) &&
 	    json_object_is_type(t, json_type_string) &&
-	    strcmp(json_object_get_string(t), "file_complete") == 0) {
+	    json_object_get_string_len(t) == 13 &&	/* no "file_complete\u0000x" */
+	    memcmp(json_object_get_string(t), "file_complete", 13) == 0) {
 		snprintf(what, whatsz, "%s", json_object_get_string(t));
 		yes = true;
 	}
