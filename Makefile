@@ -20,10 +20,13 @@ LIB_SRC  := $(sort $(wildcard lib/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIBTBL   := $(BUILD)/libtbl.a
 BINS     := $(TOOLS:%=$(BUILD)/bin/%)
+# Tests of lib/ functions that no tool can reach with the input that shows a
+# bug (tests/unit/*.c, one program each, exit 0 when right; run by lib.bats).
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/test/%,$(sort $(wildcard tests/unit/*.c)))
 MANS     := $(sort $(wildcard docs/man/*.1))
 
 .PHONY: all check deps test test-asan asan bench demo demo-stop install clean
-all: $(BINS)
+all: $(BINS) $(UNIT_BINS)
 
 # Every object depends on VERSION: --version and the AMQP client properties
 # carry it, and a new version must not leave an old string behind.
@@ -42,6 +45,10 @@ $(BUILD)/bin/$(1): $$(patsubst %.c,$(BUILD)/obj/%.o,$$(sort $$(wildcard $(1)/*.c
 	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$($(subst -,_,$(1))_LIBS)
 endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
+
+$(BUILD)/test/%: tests/unit/%.c $(LIBTBL) VERSION
+	@mkdir -p $(@D)
+	$(COMPILE) -o $@ $< $(LIBTBL) -lz -ljson-c -lcrypto -lm
 
 # Files embedded into a tool as a C string (see tblload's schema).
 $(BUILD)/gen/%_sql.c: sql/%.sql

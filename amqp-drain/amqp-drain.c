@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,7 +58,8 @@ static struct {
 	long long	 prefetch;
 	double		 cancel_delay, drain_timeout;
 	unsigned	 types;		/* bit per type index */
-} opt = { NULL, false, false, 0, 300, 60, 0xf };
+	long long	 supervisor;	/* --supervisor: the parent's pid, or 0 */
+} opt = { NULL, false, false, 0, 300, 60, 0xf, 0 };
 
 static struct amq_url url;
 static amqp_connection_state_t conn;
@@ -90,7 +92,7 @@ static struct {
 
 static const char *usage_text =
     "usage: amqp-drain [--acks fifo] [--until-empty] [--prefetch n] [--types list]\n"
-    "                  [--cancel-delay s] [--drain-timeout s]\n"
+    "                  [--cancel-delay s] [--drain-timeout s] [--supervisor pid]\n"
     "       amqp-drain --check\n"
     "      --acks fifo         settle deliveries as tblload reports them through fifo\n"
     "                          (without it, stdout must be a regular file: deliveries\n"
@@ -105,6 +107,7 @@ static const char *usage_text =
     "                          (default CONSUMER_CANCEL_DELAY or 300; 0 never)\n"
     "      --drain-timeout s   on SIGTERM or idle exit, wait this long for settles\n"
     "                          (default 60)\n"
+    "      --supervisor pid    stop as on SIGTERM when pid, the parent, ends\n"
     "  -h, --help              show this help\n"
     "  -V, --version           show the version\n"
     "The broker is AMQP_CONNECTION (amqp://user:password@host:port/vhost).\n";
@@ -186,7 +189,8 @@ is_control(const char *p, size_t n, char *what, size_t whatsz)
 		return false;
 	if (json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "type", &t) &&
 	    json_object_is_type(t, json_type_string) &&
-	    strcmp(json_object_get_string(t), "file_complete") == 0) {
+	    json_object_get_string_len(t) == 13 &&	/* no "file_complete\u0000x" */
+	    memcmp(json_object_get_string(t), "file_complete", 13) == 0) {
 		snprintf(what, whatsz, "%s", json_object_get_string(t));
 		yes = true;
 	}
@@ -628,6 +632,7 @@ read_options(int argc, char *argv[])
 		{ "types", required_argument, NULL, 't' },
 		{ "cancel-delay", required_argument, NULL, 'D' },
 		{ "drain-timeout", required_argument, NULL, 'T' },
+		{ "supervisor", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -671,6 +676,9 @@ read_options(int argc, char *argv[])
 			break;
 		case 'T':
 			opt.drain_timeout = opt_double("--drain-timeout", optarg, 0, 86400);
+			break;
+		case 'S':
+			opt.supervisor = opt_ll("--supervisor", optarg, 1, INT_MAX);
 			break;
 		case 'h':
 			print_usage(usage_text);
@@ -961,10 +969,14 @@ main(int argc, char *argv[])
 	read_options(argc, argv);
 	ignore_sigpipe();
 	catch_stop_signals();
+	if (opt.supervisor > 0)
+		stop_with_parent(opt.supervisor);
+	/* A state directory that is not private is refused before connecting. */
+	if (!opt.check)
+		state_open(&sf, "amqp-drain");
 	connect_broker();
 	if (opt.check)
 		check_depths();
-	state_open(&sf, "amqp-drain");
 	open_output();
 	win_init(&win);
 	start_consumers();

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "log.h"
@@ -57,4 +59,19 @@ catch_stop_signals(void)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
 		die(EXIT_SOFTWARE, "sigaction: %s", strerror(errno));
+}
+
+/*
+ * PR_SET_PDEATHSIG sends SIGTERM when the parent ends, however it ends
+ * (kill -9 included), so a supervised stage never outlives its supervisor
+ * for long. The parent may have ended before the call: then getppid() is
+ * no longer its pid, and the signal is raised here.
+ */
+void
+stop_with_parent(long long parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+		die(EXIT_SOFTWARE, "prctl PR_SET_PDEATHSIG: %s", strerror(errno));
+	if ((long long)getppid() != parent && raise(SIGTERM) != 0)
+		die(EXIT_SOFTWARE, "raise: %s", strerror(errno));
 }

@@ -21,5 +21,10 @@ noreturn void print_usage(const char *text);
  * tools look at it in their loops. */
 extern volatile sig_atomic_t stop_signal;
 void	catch_stop_signals(void);
+/*
+ * --supervisor PID: get SIGTERM when process PID, which must be the
+ * parent, ends (also by kill -9). Call after the SIGTERM handler is set.
+ */
+void	stop_with_parent(long long parent);
 
 #endif

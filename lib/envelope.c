@@ -392,8 +392,11 @@ env_write(struct buf *b, const struct envelope_out *o)
 		buf_add(b, o->sha256, 64);
 		buf_add(b, "\",", 2);
 	}
-	if (o->control != NULL)
-		add_str_member(b, "control", (struct slice){ o->control, strlen(o->control), false });
+	if (o->control != NULL) {
+		buf_add(b, "\"control\":", 10);
+		buf_json_str_lossy(b, o->control, o->control_len);
+		buf_addc(b, ',');
+	}
 	if (o->invalid != NULL) {
 		buf_add(b, "\"invalid\":", 10);
 		buf_json_str_lossy(b, o->invalid, strlen(o->invalid));

@@ -45,15 +45,17 @@ int	env_scan_prefix(const char *line, size_t len, struct envelope *, const char 
 void	slice_decode(struct buf *, struct slice);
 bool	slice_eq(struct slice, const char *);
 
-/* What env_write puts on a line; NULL/false members are left out. String
- * members other than invalid are JSON string contents (already escaped). */
+/* What env_write puts on a line; NULL/false members are left out. type and
+ * conn are JSON string contents (already escaped, as read from a line);
+ * control and invalid are plain text, escaped on output. */
 struct envelope_out {
 	struct slice	 type, conn;
 	bool		 has_id;
 	unsigned long long tag;		/* written when conn is */
 	long long	 id;
 	const char	*sha256;	/* 64 hex digits */
-	const char	*control;
+	const char	*control;	/* plain text of control_len bytes */
+	size_t		 control_len;
 	const char	*invalid;	/* plain text, escaped on output */
 	const char	*body;		/* JSON text */
 	size_t		 body_len;

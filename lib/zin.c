@@ -87,8 +87,11 @@ read_gzip(struct zin *z, void *p, size_t n)
 {
 	int rc;
 
+	/* zlib counts in uInt: ask for at most 1 GiB at a time. */
+	if (n > 0x40000000)
+		n = 0x40000000;
 	z->z.next_out = p;
-	z->z.avail_out = n > 0x40000000 ? 0x40000000 : (uInt)n;
+	z->z.avail_out = (uInt)n;
 	for (;;) {
 		if (z->in_off == z->in_len) {
 			if (fill(z) < 0)

@@ -204,6 +204,7 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 		buf_reset(canon);
 		canon_write(canon, body, 0);
 		o.control = json_object_get_string(t);
+		o.control_len = (size_t)json_object_get_string_len(t);
 		o.body = canon->p;
 		o.body_len = canon->len;
 		env_write(out, &o);

@@ -405,6 +405,55 @@ evaluate(const struct report_cfg *cfg, const struct snapshot *s, struct verdict 
 		v->task = str(sup->o, "current_task");
 }
 
+/* ---- the supervisor's view ------------------------------------------------ */
+
+/* A state member as a shell-safe word: [a-z_], at most 32 of them. */
+static const char *
+word(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz_");
+
+	return n > 0 && n <= 32 && s[n] == '\0' ? s : "unknown";
+}
+
+/* A count or an age as a whole number from 0 to 10^15. */
+static long long
+whole(double v)
+{
+	if (!isfinite(v) || v < 0)
+		return 0;
+	return v > 1e15 ? 1000000000000000LL : (long long)v;
+}
+
+void
+report_status(const struct report_cfg *cfg, struct buf *b)
+{
+	static const char *const prefix[NFILES] = { "supervisor", "drain", "load" };
+	struct snapshot s;
+	struct verdict v;
+	const struct view *f;
+	int i;
+
+	snapshot_load(cfg, &s);
+	evaluate(cfg, &s, &v);
+	buf_printf(b, "health=%s\n", health_names[v.status]);
+	for (i = DRAIN; i <= LOAD; i++) {
+		f = &s.f[i];
+		if (f->o == NULL)
+			continue;
+		buf_printf(b, "%s_state=%s\n", prefix[i], word(f->state));
+		if (f->heartbeat > 0)
+			buf_printf(b, "%s_age=%lld\n", prefix[i], whole(s.now - f->heartbeat));
+	}
+	if ((f = &s.f[DRAIN])->o != NULL) {
+		buf_printf(b, "drain_unsettled=%lld\n", whole(num_or(f->o, "unsettled", 0)));
+		buf_printf(b, "drain_settled=%lld\n", whole(num_or(f->o, "acked", 0)) +
+		    whole(num_or(f->o, "rejected", 0)));
+	}
+	buf_free(&v.problems);
+	snapshot_free(&s);
+}
+
 /* ---- output helpers ----------------------------------------------------- */
 
 /* A number in the shortest form that reads back the same. */

@@ -22,5 +22,11 @@ void	report_free(struct report_cfg *);
 unsigned int report_health(const struct report_cfg *, struct buf *out);
 /* The /metrics text (Prometheus exposition format 0.0.4) into out. */
 void	report_metrics(const struct report_cfg *, struct buf *out);
+/*
+ * What the supervisor acts on, as KEY=VALUE lines that a shell can read
+ * without parsing JSON: keys are [a-z_]+, values whole numbers or [a-z_]
+ * words (docs/state.md, "tblhealth --status").
+ */
+void	report_status(const struct report_cfg *, struct buf *out);
 
 #endif

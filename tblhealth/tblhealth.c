@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "num.h"
 #include "report.h"
+#include "state.h"
 #include "util.h"
 
 #define SWEEP_EVERY	0.25		/* seconds between deadline sweeps */
@@ -35,11 +37,14 @@ struct config {
 	const char	*bind, *state_dir;
 	long long	 port, max_conns, max_per_ip, timeout;
 	long long	 stuck_interval;
+	long long	 supervisor;	/* --supervisor: the parent's pid, or 0 */
+	bool		 status;	/* --status: print the facts and exit */
 };
 
 static const char *usage_text =
     "usage: tblhealth [-b address] [-p port] [-d dir] [--max-connections n]\n"
-    "                 [--max-per-ip n] [--timeout seconds]\n"
+    "                 [--max-per-ip n] [--timeout seconds] [--supervisor pid]\n"
+    "       tblhealth --status [-d dir]\n"
     "  -b, --bind address      listen on this address (default HEALTH_CHECK_BIND,\n"
     "                          else 0.0.0.0)\n"
     "  -p, --port port         listen on this port (default HEALTH_CHECK_PORT, else\n"
@@ -49,6 +54,8 @@ static const char *usage_text =
     "      --max-per-ip n      of them from one address (default an eighth of them,\n"
     "                          8; 0 for no limit)\n"
     "      --timeout seconds   to send a whole request, or to stay idle (default 10)\n"
+    "      --supervisor pid    stop when pid, the parent, ends\n"
+    "      --status            print the pipeline's state as KEY=VALUE lines, exit\n"
     "  -h, --help              show this help\n"
     "  -V, --version           show the version\n";
 
@@ -62,11 +69,13 @@ read_config(int argc, char *argv[], struct config *c)
 		{ "max-per-ip", required_argument, NULL, 'I' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "state-dir", required_argument, NULL, 'd' },
+		{ "status", no_argument, NULL, 's' },
+		{ "supervisor", required_argument, NULL, 'S' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct stat st;
+	char why[256];
 	int ch;
 
 	memset(c, 0, sizeof(*c));
@@ -94,6 +103,12 @@ read_config(int argc, char *argv[], struct config *c)
 		case 'p':
 			c->port = opt_ll("--port", optarg, 0, 65535);
 			break;
+		case 's':
+			c->status = true;
+			break;
+		case 'S':
+			c->supervisor = opt_ll("--supervisor", optarg, 1, INT_MAX);
+			break;
 		case 'T':
 			c->timeout = opt_ll("--timeout", optarg, 1, 3600);
 			break;
@@ -111,10 +126,9 @@ read_config(int argc, char *argv[], struct config *c)
 		c->bind = env_str("HEALTH_CHECK_BIND", "0.0.0.0");
 	if (c->state_dir == NULL && (c->state_dir = env_str("TBL_STATE_DIR", NULL)) == NULL)
 		die(EXIT_CONFIG, "TBL_STATE_DIR is not set and no --state-dir was given");
-	if (stat(c->state_dir, &st) < 0)
-		die(EXIT_CONFIG, "state directory %s: %s", c->state_dir, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		die(EXIT_CONFIG, "state directory %s: not a directory", c->state_dir);
+	/* What others could write there would be served, or acted on. */
+	if (!state_dir_ok(c->state_dir, false, why, sizeof(why)))
+		die(EXIT_CONFIG, "state directory %s: %s", c->state_dir, why);
 	c->stuck_interval = env_ll("STUCK_CHECK_INTERVAL", 30, 1, 86400);
 	/* A client needs one connection at a time: an eighth of the slots lets
 	 * a flood from a few addresses leave most of them to everyone else. */
@@ -204,6 +218,19 @@ serve(struct http *h, const sigset_t *set)
 	}
 }
 
+/* --status: the facts for the supervisor on stdout, checked. */
+static noreturn void
+print_status(const struct report_cfg *rc)
+{
+	struct buf b = { 0 };
+
+	report_status(rc, &b);
+	if (write_all(STDOUT_FILENO, b.p, b.len) < 0)
+		die(EXIT_TEMPFAIL, "stdout: %s", strerror(errno));
+	buf_free(&b);
+	exit(EXIT_OK);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -216,10 +243,15 @@ main(int argc, char *argv[])
 
 	log_init("tblhealth");
 	read_config(argc, argv, &c);
-	check_fd_limit(&c);
 	report_init(&rc, c.state_dir, (double)c.stuck_interval);
+	if (c.status)
+		print_status(&rc);
+	check_fd_limit(&c);
 	ignore_sigpipe();
 	block_signals(&sigs);
+	/* Blocked, the SIGTERM of a dying parent waits for serve() to take it. */
+	if (c.supervisor > 0)
+		stop_with_parent(c.supervisor);
 
 	memset(&hc, 0, sizeof(hc));
 	hc.listen_fd = listen_on(c.bind, c.port);

@@ -13,6 +13,7 @@
 #include "util.h"
 
 #define NPARAMS	9
+#define COPY_CHUNK	(256 * 1024)	/* bytes of COPY data per PQputCopyData */
 
 struct db {
 	PGconn		*conn;
@@ -62,11 +63,15 @@ await_input(struct db *db)
 
 /*
  * Like PQexec / PQexecParams (nparams > 0), waiting with the hook: the
- * error result if any statement failed, else the last one. first_only
- * returns the first result (a COPY's PGRES_COPY_IN) and reads no further.
+ * error result if any statement failed, else the last one. A COPY's
+ * PGRES_COPY_IN is returned at once, for the caller to send the data; any
+ * other outcome is read to the end, so that the connection is ready for the
+ * next command (a COPY refused before it starts, by a lock timeout say,
+ * must not leave its results unread: the ROLLBACK after it would fail with
+ * "another command is already in progress").
  */
 static PGresult *
-run(struct db *db, const char *sql, int nparams, const char *const *params, bool first_only)
+run(struct db *db, const char *sql, int nparams, const char *const *params)
 {
 	PGresult *res, *keep = NULL;
 	ExecStatusType st;
@@ -79,7 +84,7 @@ run(struct db *db, const char *sql, int nparams, const char *const *params, bool
 		if ((res = PQgetResult(db->conn)) == NULL)
 			break;
 		st = PQresultStatus(res);
-		if (first_only || st == PGRES_COPY_IN)
+		if (st == PGRES_COPY_IN && keep == NULL)
 			return res;
 		if (keep != NULL && (PQresultStatus(keep) == PGRES_FATAL_ERROR ||
 		    PQresultStatus(keep) == PGRES_NONFATAL_ERROR) && st != PGRES_FATAL_ERROR)
@@ -242,7 +247,7 @@ static enum outcome
 exec_cmd(struct db *db, const char *sql, const char *ids, char *err, size_t errsz)
 {
 	const char *params[1] = { ids };
-	PGresult *res = run(db, sql, ids ? 1 : 0, params, false);
+	PGresult *res = run(db, sql, ids ? 1 : 0, params);
 	enum outcome o = OUT_OK;
 
 	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
@@ -452,6 +457,31 @@ db_open(struct db *db, char *err, size_t errsz)
 	return create_staging(db, err, errsz);
 }
 
+/*
+ * Send COPY data in pieces of COPY_CHUNK bytes, as psql does: a batch may
+ * be larger than the int PQputCopyData takes (--max-bytes allows 4 GiB),
+ * and the wait hook runs between pieces, so a long send is no silence.
+ */
+static int
+put_copy_data(struct db *db, const char *p, size_t n)
+{
+	double last = now_mono();
+	size_t k;
+
+	while (n > 0) {
+		k = n < COPY_CHUNK ? n : COPY_CHUNK;
+		if (PQputCopyData(db->conn, p, (int)k) != 1)
+			return -1;
+		p += k;
+		n -= k;
+		if (wait_hook != NULL && now_mono() - last >= 1) {
+			wait_hook();
+			last = now_mono();
+		}
+	}
+	return 0;
+}
+
 static enum outcome
 copy_in(struct db *db, enum table t, bool staged, const struct buf *rows, char *err,
     size_t errsz)
@@ -467,7 +497,7 @@ copy_in(struct db *db, enum table t, bool staged, const struct buf *rows, char *
 	for (c = tables[t].columns; *c; c++)
 		buf_printf(&sql, "%s\"%s\"", c == tables[t].columns ? "" : ", ", *c);
 	buf_adds(&sql, staged && t >= T_RELEASE_LABELS ? ", ord) FROM STDIN" : ") FROM STDIN");
-	res = run(db, sql.p, 0, NULL, true);
+	res = run(db, sql.p, 0, NULL);
 	buf_free(&sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		o = result_error(db, res, err, errsz);
@@ -475,9 +505,14 @@ copy_in(struct db *db, enum table t, bool staged, const struct buf *rows, char *
 		return o == OUT_OK ? OUT_FATAL : o;
 	}
 	PQclear(res);
-	if (PQputCopyData(db->conn, rows->p, (int)rows->len) != 1 ||
-	    PQputCopyEnd(db->conn, NULL) != 1) {
+	if (put_copy_data(db, rows->p, rows->len) < 0 || PQputCopyEnd(db->conn, NULL) != 1) {
 		set_err(err, errsz, NULL, PQerrorMessage(db->conn));
+		/* Whatever the connection still says is read and dropped. */
+		(void)PQputCopyEnd(db->conn, "tblload: sending failed");
+		while ((res = PQgetResult(db->conn)) != NULL &&
+		    PQresultStatus(res) != PGRES_COPY_IN)
+			PQclear(res);
+		PQclear(res);
 		return OUT_TRANSIENT;
 	}
 	for (;;) {
@@ -539,7 +574,7 @@ upsert(struct db *db, int type, long long nrecords, struct upsert_counts *uc,
 	enum outcome o = OUT_OK;
 	int i, n;
 
-	res = run(db, db->sql[type].p, 0, NULL, false);
+	res = run(db, db->sql[type].p, 0, NULL);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		o = result_error(db, res, err, errsz);
 		PQclear(res);
@@ -598,7 +633,7 @@ db_stored_hashes(struct db *db, int type, const char *ids,
 
 	snprintf(sql, sizeof(sql), "SELECT id, hash FROM %s WHERE id = ANY($1::integer[])",
 	    tables[type].name);
-	res = run(db, sql, 1, params, false);
+	res = run(db, sql, 1, params);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		o = result_error(db, res, err, errsz);
 	else
@@ -650,6 +685,13 @@ enum outcome
 db_commit(struct db *db, char *err, size_t errsz)
 {
 	return exec_cmd(db, "COMMIT", NULL, err, errsz);
+}
+
+bool
+db_usable(const struct db *db)
+{
+	return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(db->conn) == PQTRANS_IDLE;
 }
 
 void

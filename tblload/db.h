@@ -50,6 +50,9 @@ enum outcome db_write(struct db *, int type, struct sink *, long long nrecords,
  * link rows); OUT_CONFLICT if one of them was stored meanwhile. */
 enum outcome db_copy_new(struct db *, int type, struct sink *, char *err, size_t errsz);
 enum outcome db_commit(struct db *, char *err, size_t errsz);
+/* The connection is up and outside any transaction: a transient error
+ * (a lock timeout, a deadlock) left it fit to retry on. */
+bool	db_usable(const struct db *);
 void	db_rollback(struct db *);
 /* Where the connection goes, for messages (never the password). */
 const char *db_describe(const struct db *);

@@ -453,7 +453,8 @@ commit_range(struct batch *b, size_t lo, size_t hi, struct totals *t)
 			return;
 		case OUT_TRANSIENT:
 			backoff(err, attempt++);
-			reconnect();
+			if (!db_usable(db))
+				reconnect();
 			continue;
 		case OUT_DATA:
 			if (hi - lo > 1) {

@@ -416,6 +416,20 @@ logins_are() {
 	assert_no_channel_error
 }
 
+@test "a type that only starts with file_complete (file_complete\u0000x) is no file_complete: no consumer is cancelled" {
+	printf '%s\n' '{"type":"file_complete\u0000x","file":"f"}' '{"type":"file_complete ","file":"f"}' |
+		publish labels
+	drain_start --cancel-delay 0.2
+	wait_until 10 lines_are 2
+	sleep 1
+	! grep -q '"event":"🏁 File complete"' "$BATS_TEST_TMPDIR/amqp-drain.log" ||
+		flunk "taken for a file_complete: $(grep 'File complete' "$BATS_TEST_TMPDIR/amqp-drain.log")"
+	assert_equal 4 "$(consumers | wc -l)"
+	settle ack 1
+	settle ack 2
+	wait_queues 10 "0 0 0 0"
+}
+
 @test "the pipeline: SIGTERM cancels the consumers, flushes, commits, settles and exits 0 at once" {
 	pg_newdb
 	publish_samples

@@ -155,6 +155,21 @@ sanitized() {
 	summary | jq -e '.controls == 2 and .records == 0 and .invalid == 0'
 }
 
+@test "a control type with quotes, backslashes or U+0000 is written escaped: one valid line, settled downstream" {
+	run -0 --separate-stderr tblhash <<-'EOF'
+		{"type":"artists","conn":"c1","tag":1,"body":{"type":"file\"complete"}}
+		{"type":"artists","conn":"c1","tag":2,"body":{"type":"a\\b\nc"}}
+		{"type":"artists","conn":"c1","tag":3,"body":{"type":"file_complete\u0000x"}}
+	EOF
+	assert_equal 3 "${#lines[@]}"
+	assert_equal '"file\"complete"' "$(jq -c .control <<<"${lines[0]}")"
+	assert_equal '"a\\b\nc"' "$(jq -c .control <<<"${lines[1]}")"
+	assert_equal '"file_complete\u0000x"' "$(jq -c .control <<<"${lines[2]}")"
+	# tblbatch and tblload take them as controls and settle each one.
+	printf '%s\n' "${lines[@]}" | tblbatch 2>/dev/null | tblload --dry-run --acks "$BATS_TEST_TMPDIR/acks" >/dev/null 2>&1
+	assert_equal "ack 1|ack 2|ack 3" "$(jq -r '"\(.op) \(.tag)"' "$BATS_TEST_TMPDIR/acks" | paste -sd'|')"
+}
+
 @test "poison becomes an invalid envelope with its reason, the stream goes on, exit status 1" {
 	printf '%s\n' '{"id":"1","name":"a"}' 'not json' '["id","1"]' '"just a string"' \
 		'{"name":"x"}' '{"id":"abc"}' '{"id":"0"}' '{"id":"-5"}' '{"id":2147483648}' \

@@ -502,6 +502,26 @@ releases 3 2 1 0 0 0" "$(batch_logs "$stderr")"
 	awk -v d="$dt" 'BEGIN { exit !(d >= 0.9 && d < 2) }' || flunk "gave up after $dt s, not about 1 s"
 }
 
+@test "a COPY refused before it starts (lock timeout) is retried on the same connection" {
+	# The schema first, then a lock that lets tblload read the stored
+	# hashes but not COPY, and a lock_timeout so the COPY is refused.
+	run -0 tblload </dev/null
+	psqlq -c "ALTER DATABASE $POSTGRES_DATABASE SET lock_timeout = '200ms'"
+	psqlq -c "BEGIN; LOCK TABLE labels IN SHARE MODE; SELECT pg_sleep(5); COMMIT" >/dev/null &
+	local locker=$!
+	share_locked() {
+		[[ -n $(psqlq -c "SELECT 1 FROM pg_locks WHERE relation = 'labels'::regclass AND mode = 'ShareLock' AND granted") ]]
+	}
+	wait_until 5 share_locked
+	head -n 5 "$(envelopes labels)" | frame >"$T/in"
+	run -0 --separate-stderr with_timeout 30 tblload --retry-max 20 <"$T/in"
+	wait "$locker"
+	assert_equal 5 "$(count labels)"
+	where '.event == "🔄 PostgreSQL unavailable, retrying"' '.error | startswith("55P03")' <<<"$stderr"
+	! grep -q "another command is already in progress" <<<"$stderr" || flunk "results left unread: $stderr"
+	assert_equal 1 "$(grep -c 'Connected to PostgreSQL' <<<"$stderr")"
+}
+
 @test "a batch cut short by the end of input is not committed: exit 75" {
 	head -n 3 "$(envelopes labels)" | frame >"$T/in"
 	sed -n '4,6p' "$(envelopes labels)" | frame | head -n 3 >>"$T/in"

@@ -18,13 +18,25 @@ declare -A level_rank=([DEBUG]=0 [INFO]=1 [WARNING]=2 [ERROR]=3 [CRITICAL]=4)
 min_rank=1
 log_logger=${log_logger:-tableinator}
 
+# Every control character is escaped (JSON allows none raw); bash strings
+# hold no NUL, so U+0001 to U+001F is the whole set.
 json_str() {
-	local _s=$2
+	local _s=$2 _i _o _c _u
 	_s=${_s//\\/\\\\}
 	_s=${_s//\"/\\\"}
-	_s=${_s//$'\n'/\\n}
-	_s=${_s//$'\r'/\\r}
-	_s=${_s//$'\t'/\\t}
+	if [[ $_s == *[$'\001'-$'\037']* ]]; then
+		_s=${_s//$'\n'/\\n}
+		_s=${_s//$'\r'/\\r}
+		_s=${_s//$'\t'/\\t}
+		_s=${_s//$'\b'/\\b}
+		_s=${_s//$'\f'/\\f}
+		for ((_i = 1; _i < 32; _i++)); do
+			printf -v _o %03o "$_i"
+			printf -v _c "\\$_o"
+			printf -v _u '\\u%04x' "$_i"
+			_s=${_s//"$_c"/$_u}
+		done
+	fi
 	printf -v "$1" '"%s"' "$_s"
 }
 
