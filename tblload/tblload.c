@@ -1,10 +1,12 @@
 /*
  * tblload: read batches of envelopes (from tblbatch) and keep them in
- * PostgreSQL. Each batch is one transaction: COPY into a staging table, the
- * last record of each id wins, then an upsert that skips unchanged records
- * by hash. A batch PostgreSQL refuses is split until the refused rows are
- * found; the rest is committed. After each commit, one settle line per
- * delivery goes to the ack file, so amqp-drain can ack or reject it.
+ * PostgreSQL (docs/design.md#writes). Each batch is one transaction: the
+ * last record of each id wins; the stored hashes sort the others into
+ * unchanged (not written), new (COPYed straight into the tables) and changed
+ * (COPYed into a staging table, then upserted). A batch PostgreSQL refuses
+ * is split until the refused rows are found; the rest is committed. After
+ * each commit, one settle line per delivery goes to the ack file, so
+ * amqp-drain can ack or reject it (docs/design.md#delivery).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -3,7 +3,7 @@
 # delivery, settles deliveries as tblload reports them through the ack FIFO
 # (or once a capture file is fsync'ed), --check, file_complete and the idle
 # exit, SIGTERM, a lost broker, heartbeats (docs/protocol.md,
-# docs/design-notes.md, DESIGN.md §1-§2, §4).
+# docs/design-notes.md, docs/design.md#pipeline, #delivery, #lifecycle).
 # needs: rabbitmq postgres
 
 load helpers/common

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # tblhash: message bodies or envelopes in, envelopes with the record's id and
-# canonical sha256 out (docs/protocol.md, DESIGN.md §2 "The hash").
+# canonical sha256 out (docs/protocol.md, docs/design.md#hash).
 
 load helpers/common
 bats_require_minimum_version 1.5.0

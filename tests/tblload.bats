@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # tblload against a real PostgreSQL: schema, one transaction per batch, the
-# typed columns of DESIGN.md §3, the hash skip, duplicates, poison found by
+# typed columns of docs/design.md#schema, the hash skip, duplicates, poison found by
 # bisection, settle lines, rejects, NUL removal, offline modes, and the
 # answers to bad configuration and an unreachable server. Each test has a
 # database of its own.
@@ -79,7 +79,7 @@ envl() {
 	assert_equal 1 "$(psqlq -c 'SELECT count(DISTINCT xmin::text) FROM labels')"
 }
 
-@test "typed columns of every fixture record are those of DESIGN.md §3; data is the canonical body" {
+@test "typed columns of every fixture record are those of docs/design.md#schema; data is the canonical body" {
 	local t all=$T/all
 	for t in "${TYPES[@]}"; do
 		run -0 --separate-stderr tblload < <(tblbatch <"$(envelopes "$t")" 2>/dev/null)
