@@ -8,7 +8,7 @@
 load helpers/common
 load helpers/cluster
 bats_require_minimum_version 1.5.0
-BATS_TEST_TIMEOUT=180
+BATS_TEST_TIMEOUT=300
 
 QQ=discogsography-tableinator-artists
 
@@ -131,7 +131,7 @@ members() {
 	run -0 rmqc_ctl "$survivor" -q cluster_status --formatter json
 	assert_equal 3 "$(jq '.running_nodes | length' <<<"$output")"
 	# Back as a member of the queue, following the new leader.
-	wait_until 30 eval '[[ $(members "$survivor" | grep -c " follower$") == 2 ]]'
+	wait_until 60 eval '[[ $(members "$survivor" | grep -c " follower$") == 2 ]]'
 	run -0 members "$survivor"
 	assert_line "c$leader-main@localhost follower"
 	assert_line "c$new-main@localhost leader"

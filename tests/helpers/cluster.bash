@@ -108,7 +108,8 @@ rmq_cluster_launch() {
 rmq_cluster_wait() {
 	local secs=${1:-120} i t1 rc=0 nodes pids=()
 	for i in 1 2 3; do
-		(rmq_use "$RMQC_DIR/n$i" && TBL_RMQ_T0=$RMQC_T0 rmq_wait "$secs") || return
+		# Timed as a whole below, not node by node.
+		(rmq_use "$RMQC_DIR/n$i" && TBL_TIMING_LOG= rmq_wait "$secs") || return
 	done
 	t1=$(_tbl_now)
 	RMQC_BOOT_SECONDS=$(_tbl_since "$RMQC_T0")
@@ -197,8 +198,11 @@ rmqc_kill() {
 }
 
 rmqc_start_again() {
+	local t0
 	_rmqc_node "$1" || return
-	(rmq_use "$RMQC_DIR/n$1" && rmq_start_again)
+	t0=$(_tbl_now)
+	(rmq_use "$RMQC_DIR/n$1" && TBL_TIMING_LOG= rmq_start_again) || return
+	_tbl_timing "rabbitmq cluster node $1 start again (${RMQC_DIR##*/rmqc-})" "$(_tbl_since "$t0")"
 }
 
 rmqc_leader() {
@@ -468,7 +472,7 @@ pg_pair_kill_primary() {
 }
 
 pg_pair_stop_primary() {
-	pg_pair_use && pg_stop "${1:-fast}"
+	pg_pair_use && TBL_TIMING_LOG= pg_stop "${1:-fast}"
 }
 
 pg_pair_promote() {
@@ -507,7 +511,7 @@ pg_pair_rejoin_old_primary() {
 	t0=$(_tbl_now)
 	# pg_rewind needs it shut down: a server that still runs is a second
 	# primary, stopped here. One that was killed is recovered by pg_rewind.
-	(pg_use "$d" && pg_stop fast) || return
+	(pg_use "$d" && TBL_TIMING_LOG= pg_stop fast) || return
 	port=$(_pg_pair_port "$d") || return
 	# The promotion's timeline is in the control file only after a
 	# checkpoint: without one pg_rewind sees the old timeline, says "no
@@ -521,7 +525,7 @@ pg_pair_rejoin_old_primary() {
 	fi
 	# pg_rewind copied the primary's configuration files.
 	_pg_pair_own_settings "$d" "$port" &&
-		(pg_use "$d" && pg_start_again) &&
+		(pg_use "$d" && TBL_TIMING_LOG= pg_start_again) &&
 		_pg_pair_follows "$PGPAIR_DIR" "$p" "$o" || return
 	_tbl_timing "postgres rejoin (${PGPAIR_DIR##*/pgpair-})" "$(_tbl_since "$t0")"
 	pg_pair_use
@@ -533,6 +537,6 @@ pg_pair_stop() {
 	pg_pair_use || return
 	# The primary first: in sync mode it would wait for its standby.
 	for n in "$PGPAIR_PRIMARY" n1 n2; do
-		(pg_use "$PGPAIR_DIR/$n" && pg_stop fast) || return
+		(pg_use "$PGPAIR_DIR/$n" && TBL_TIMING_LOG= pg_stop fast) || return
 	done
 }
