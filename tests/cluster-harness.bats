@@ -198,12 +198,15 @@ failover() {
 }
 
 # client SECONDS: write a row through PGPAIR_CONNINFO until it commits;
-# print the server's port and when it committed.
+# print the server's port and when it committed. The write is idempotent:
+# an attempt given up on may still commit (a commit that waited for a
+# synchronous standby, released later).
 client() {
 	local deadline=$((SECONDS + $1)) port
 	until port=$(PGPASSWORD=$POSTGRES_PASSWORD timeout 5 psql -XAtq -v ON_ERROR_STOP=1 \
 		"$PGPAIR_CONNINFO dbname=$POSTGRES_DATABASE" \
-		-c 'INSERT INTO t VALUES (0)' -c 'SELECT inet_server_port()' 2>/dev/null); do
+		-c 'INSERT INTO t VALUES (0) ON CONFLICT DO NOTHING' -c 'SELECT inet_server_port()' \
+		2>/dev/null); do
 		((SECONDS < deadline)) || {
 			echo "no write through $PGPAIR_CONNINFO in $1 s"
 			return 1
@@ -242,6 +245,27 @@ client() {
 @test "postgres pair, sync: kill -9 and promote: the client writes again in under 2 s, nothing acknowledged is lost, the old primary follows" {
 	failover sync
 	assert_equal 0 "$lost"
+}
+
+@test "postgres pair, sync: a clean switchover (pg_pair_stop_primary, promote, rejoin) swaps the roles" {
+	pg_pair_use sync
+	old=$PGPAIR_PRIMARY new=$PGPAIR_STANDBY
+	pg_newdb
+	psqlq -c 'CREATE TABLE t AS SELECT 1 AS v'
+	pg_pair_stop_primary
+	run ! pg_running
+	t0=$(_tbl_now)
+	pg_pair_promote
+	assert_equal "$new" "$PGPAIR_PRIMARY"
+	pg_pair_rejoin_old_primary
+	echo "# switchover: promote and rejoin in $(_tbl_since "$t0") s" >&3
+	assert_equal "$old" "$PGPAIR_STANDBY"
+	run -0 pg_pair_psql primary -c "SELECT application_name, state, sync_state FROM pg_stat_replication"
+	assert_output "$old|streaming|sync"
+	psqlq -c 'INSERT INTO t VALUES (2)'
+	pg_pair_wait_replay 30
+	run -0 pg_pair_psql standby -c 'SELECT string_agg(v::text, $$ $$ ORDER BY v) FROM t'
+	assert_output '1 2'
 }
 
 @test "postgres pair, async: kill -9 and promote: the client writes again in under 2 s, the old primary follows" {
