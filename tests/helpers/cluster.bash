@@ -305,7 +305,8 @@ pg_pair_start() {
 	(
 		pg_create "$dir/n1" || exit
 		# pg_rewind needs full_page_writes and wal_log_hints (or checksums).
-		# fsync stays off: a killed server loses nothing the kernel holds.
+		# fsync stays off (and the copies below are not synced): a killed
+		# server loses nothing the kernel holds.
 		cat >>"$dir/n1/data/postgresql.conf" <<-EOF
 			# tests/helpers/cluster.bash: a primary with a streaming standby
 			synchronous_commit = on
@@ -333,7 +334,7 @@ _pg_pair_standby() {
 	local dir=$1 node=$2 from=$3 d=$1/$2 port
 	mkdir -p "$d/sock" && _tbl_own postgres "$d" || return
 	port=$(_pg_pair_port "$dir/$from") || return
-	if ! (cd "$d" && _tbl_as postgres "$TBL_PG_BINDIR/pg_basebackup" -D "$d/data" -R \
+	if ! (cd "$d" && _tbl_as postgres "$TBL_PG_BINDIR/pg_basebackup" -D "$d/data" -R --no-sync \
 		-X stream -c fast -d "host=$dir/$from/sock port=$port user=postgres application_name=$node") \
 		>"$d/basebackup.log" 2>&1; then
 		cat "$d/basebackup.log" >&2
@@ -404,9 +405,8 @@ pg_pair_use() {
 	p1=$(_pg_pair_port "$dir/n1") && p2=$(_pg_pair_port "$dir/n2") || return
 	export PGPAIR_DIR=$dir PGPAIR_MODE=$mode PGPAIR_PRIMARY=$p PGPAIR_STANDBY=$s \
 		PGPAIR_PORT1=$p1 PGPAIR_PORT2=$p2
-	PGPAIR_PRIMARY_PORT=$(_pg_pair_port "$dir/$p")
-	PGPAIR_STANDBY_PORT=${s:+$(_pg_pair_port "$dir/$s")}
-	export PGPAIR_PRIMARY_PORT PGPAIR_STANDBY_PORT
+	local -A port=([n1]=$p1 [n2]=$p2)
+	export PGPAIR_PRIMARY_PORT=${port[$p]} PGPAIR_STANDBY_PORT=${s:+${port[$s]}}
 	export PGPAIR_ADDRESS=127.0.0.1:$p1,127.0.0.1:$p2
 	export PGPAIR_CONNINFO="host=127.0.0.1,127.0.0.1 port=$p1,$p2 user=tbl target_session_attrs=read-write"
 	pg_use "$dir/$p" || return
@@ -517,7 +517,7 @@ pg_pair_rejoin_old_primary() {
 	# checkpoint: without one pg_rewind sees the old timeline, says "no
 	# rewind required", and the node never follows.
 	pg_pair_psql primary -c CHECKPOINT || return
-	if ! (cd "$d" && _tbl_as postgres "$TBL_PG_BINDIR/pg_rewind" -D "$d/data" -R \
+	if ! (cd "$d" && _tbl_as postgres "$TBL_PG_BINDIR/pg_rewind" -D "$d/data" -R --no-sync \
 		--source-server="host=$PGPAIR_DIR/$p/sock port=$PGPAIR_PRIMARY_PORT user=postgres application_name=$o") \
 		>>"$d/rewind.log" 2>&1; then
 		cat "$d/rewind.log" >&2
