@@ -108,13 +108,13 @@ refused() {
 }
 
 @test "a server without TLS while TLS is required: 78 at once, naming the cause (was: retried until 75)" {
+	# libpq's PGSSLMODE (POSTGRES_SSLMODE unset), then ours.
+	refused "server does not support SSL, but SSL was required" -u POSTGRES_SSLMODE \
+		-u POSTGRES_SSLROOTCERT POSTGRES_ADDRESS="$PLAIN_ADDRESS" PGSSLMODE=require
 	refused "server does not support SSL, but SSL was required" \
 		POSTGRES_ADDRESS="$PLAIN_ADDRESS" POSTGRES_SSLMODE=require
 	refused "server does not support SSL, but SSL was required" \
 		POSTGRES_ADDRESS="$PLAIN_ADDRESS"
-	# libpq's PGSSLMODE, when POSTGRES_SSLMODE is unset.
-	refused "server does not support SSL, but SSL was required" -u POSTGRES_SSLMODE \
-		-u POSTGRES_SSLROOTCERT POSTGRES_ADDRESS="$PLAIN_ADDRESS" PGSSLMODE=require
 	# prefer (libpq's default) falls back to a connection without TLS.
 	POSTGRES_ADDRESS=$PLAIN_ADDRESS run -0 --separate-stderr env -u POSTGRES_SSLMODE \
 		-u POSTGRES_SSLROOTCERT tblload </dev/null
