@@ -107,7 +107,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct totals t = { 0 };
 	struct writer out;
 	off_t len;
-	char *text, *p, *end, *nl;
+	char *lines, *p, *end, *nl;
 
 	if (size < 1)
 		return 0;
@@ -125,15 +125,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (len == 0)
 		return 0;
-	text = xmalloc((size_t)len + 1);
-	if (pread(out_fd, text, (size_t)len, 0) != len)
+	lines = xmalloc((size_t)len + 1);
+	if (pread(out_fd, lines, (size_t)len, 0) != len)
 		abort();
-	text[len] = '\0';
-	for (p = text, end = text + len; p < end; p = nl + 1) {
+	lines[len] = '\0';
+	for (p = lines, end = lines + len; p < end; p = nl + 1) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		CHECK(nl != NULL, "output does not end with a newline");
 		check_body(p, (size_t)(nl - p));
 	}
-	free(text);
+	free(lines);
 	return 0;
 }
