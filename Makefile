@@ -22,7 +22,7 @@ LIBTBL   := $(BUILD)/libtbl.a
 BINS     := $(TOOLS:%=$(BUILD)/bin/%)
 MANS     := $(sort $(wildcard docs/man/*.1))
 
-.PHONY: all check deps test test-asan asan bench demo demo-stop install clean
+.PHONY: all check deps test test-asan asan bench demo demo-stop install image clean
 all: $(BINS)
 
 # Every object depends on VERSION: --version and the AMQP client properties
@@ -93,6 +93,21 @@ install: all
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/tableinator
 	install -m 644 scripts/lib/log.bash $(DESTDIR)$(PREFIX)/share/tableinator
 	$(if $(MANS),install -m 644 $(MANS) $(DESTDIR)$(PREFIX)/share/man/man1)
+
+# The container image (Containerfile), with podman, or docker without it;
+# --format docker keeps the HEALTHCHECK, the host's network spares a bridge.
+# Tagged VERSION and latest; IMAGE_BASE picks another base than
+# debian:bookworm-slim, IMAGE_OPTS adds options.
+ENGINE     ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+IMAGE      ?= localhost/tableinator
+IMAGE_BASE ?=
+IMAGE_OPTS ?=
+
+image:
+	$(ENGINE) build $(if $(filter podman,$(notdir $(ENGINE))),--format docker) \
+		--network host --build-arg VERSION=$(VERSION) \
+		$(if $(IMAGE_BASE),--build-arg BASE=$(IMAGE_BASE)) $(IMAGE_OPTS) \
+		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest -f Containerfile .
 
 clean:
 	rm -rf build build-asan
