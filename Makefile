@@ -22,7 +22,8 @@ LIBTBL   := $(BUILD)/libtbl.a
 BINS     := $(TOOLS:%=$(BUILD)/bin/%)
 MANS     := $(sort $(wildcard docs/man/*.1))
 
-.PHONY: all check deps test test-asan asan bench demo demo-stop install image clean
+.PHONY: all check deps test test-asan asan bench demo demo-stop install install-systemd \
+	image clean
 all: $(BINS)
 
 # Every object depends on VERSION: --version and the AMQP client properties
@@ -93,6 +94,23 @@ install: all
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/tableinator
 	install -m 644 scripts/lib/log.bash $(DESTDIR)$(PREFIX)/share/tableinator
 	$(if $(MANS),install -m 644 $(MANS) $(DESTDIR)$(PREFIX)/share/man/man1)
+
+# The systemd units and the file of settings they read, apart from install so
+# that a plain install stays where it was. Settings already there are kept.
+SYSCONFDIR     ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+UNITS          := $(sort $(wildcard dist/systemd/*.in))
+
+install-systemd:
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSCONFDIR)/default
+	for u in $(UNITS); do \
+		n=$${u##*/}; \
+		sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $$u \
+			>$(DESTDIR)$(SYSTEMDUNITDIR)/$${n%.in} && \
+		chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${n%.in} || exit; \
+	done
+	test -e $(DESTDIR)$(SYSCONFDIR)/default/tableinator || \
+		install -m 600 dist/default/tableinator $(DESTDIR)$(SYSCONFDIR)/default/tableinator
 
 # The container image (Containerfile), with podman, or docker without it;
 # --format docker keeps the HEALTHCHECK, the host's network spares a bridge.
