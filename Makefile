@@ -23,7 +23,7 @@ BINS     := $(TOOLS:%=$(BUILD)/bin/%)
 MANS     := $(sort $(wildcard docs/man/*.1))
 
 .PHONY: all check deps test test-asan asan bench demo demo-stop install install-systemd \
-	image clean
+	image deb clean
 all: $(BINS)
 
 # Every object depends on VERSION: --version and the AMQP client properties
@@ -126,6 +126,18 @@ image:
 		--network host --build-arg VERSION=$(VERSION) \
 		$(if $(IMAGE_BASE),--build-arg BASE=$(IMAGE_BASE)) $(IMAGE_OPTS) \
 		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest -f Containerfile .
+
+# The Debian package, built from a copy of the tree (dpkg-buildpackage
+# cleans what it builds in, and this tree's build/ must stay) into
+# $(BUILD)/deb, with none of this make's settings.
+deb:
+	rm -rf $(BUILD)/deb
+	mkdir -p $(BUILD)/deb/tableinator-$(VERSION)
+	tar -c --exclude-vcs --exclude=./build --exclude='./build-*' --exclude=./var . | \
+		tar -x -C $(BUILD)/deb/tableinator-$(VERSION)
+	cd $(BUILD)/deb/tableinator-$(VERSION) && \
+		env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL dpkg-buildpackage -us -uc -b
+	rm -rf $(BUILD)/deb/tableinator-$(VERSION)
 
 clean:
 	rm -rf build build-asan
