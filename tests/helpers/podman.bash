@@ -156,8 +156,10 @@ pm_base() {
 	return $rc
 }
 
+# The service ends by itself after 5 minutes without a request, should
+# the test that started it be killed before it could stop it.
 pm_service_start() {
-	setsid podman system service --time=0 "unix://$1" \
+	setsid podman system service --time=300 "unix://$1" \
 		</dev/null >"${BATS_TEST_TMPDIR:-/tmp}/podman-service.log" 2>&1 3>&- &
 	PM_SERVICE=$!
 	wait_until 30 test -S "$1"
