@@ -1,14 +1,12 @@
 #!/usr/bin/env bats
 # tblxml: Discogs XML dumps to the Rust extractor's message bodies.
-# Self-contained: needs only the binaries, gzip, jq and perl.
+# Needs no server: only the binaries, gzip, jq and perl.
 
+load helpers/common
 bats_require_minimum_version 1.5.0
 
-if [ -n "${TBL_BIN:-}" ]; then
-	PATH="$TBL_BIN:$PATH"
-else
-	PATH="$BATS_TEST_DIRNAME/../build/bin:$PATH"
-fi
+setup_file() { require_bin tblxml; }
+
 XML="$BATS_TEST_DIRNAME/fixtures/xml"
 MSG="$BATS_TEST_DIRNAME/fixtures/messages"
 
