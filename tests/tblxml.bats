@@ -365,6 +365,45 @@ example() {
 	[ "$(ids)" = "1 2 " ]
 }
 
+# --- hostile input: every limit ends in bounded time and memory ------------
+
+# The peak resident memory in the summary line, in kB.
+peak_kb() {
+	jq -r 'select(.event | endswith("Conversion finished")) | .peak_rss_kb' <<<"$stderr"
+}
+
+@test "a DOCTYPE with an internal subset is refused: no entity or default attribute expands a record" {
+	local f="$BATS_TEST_TMPDIR/ent.xml.gz" d="$BATS_TEST_TMPDIR/d.xml" i decl
+	# 8 KB of gzip: a chain of entities worth 700 MB in one reference, after
+	# 8 MB of white space that keeps expat's own amplification limit (100
+	# times the bytes read) from tripping.
+	{
+		printf '<?xml version="1.0"?>\n<!DOCTYPE artists [\n<!ENTITY e0 "%s">\n' "$(printf 'x%.0s' {1..100})"
+		for i in 1 2 3 4 5 6; do
+			printf '<!ENTITY e%d "%s">\n' "$i" "$(printf "&e$((i - 1));%.0s" {1..10})"
+		done
+		printf '<!ENTITY e7 "&e6;&e6;&e6;&e6;&e6;&e6;&e6;">\n]>\n<artists>\n'
+		head -c 8000000 /dev/zero | tr '\0' ' '
+		printf '<artist><id>1</id><profile>&e7;</profile></artist>\n</artists>\n'
+	} | gzip -9 >"$f"
+	run -1 --separate-stderr with_timeout 20 tblxml --max-record 1048576 "$f"
+	[ -z "$output" ]
+	[ "$(error_event)" = "❌ $f:2:18: DOCTYPE with an internal subset: entity and attribute declarations are not accepted" ]
+	[ "$(peak_kb)" -lt 65536 ]
+	stderr_is_json
+	# Attribute defaults, a parameter entity, an empty subset: refused alike.
+	for decl in '<!ATTLIST artist a CDATA "default">' "<!ENTITY % p '<!ENTITY e \"x\">'>%p;" ''; do
+		printf '<!DOCTYPE artists [%s]>\n<artists>\n<artist><id>1</id><name>&e;</name></artist>\n</artists>\n' "$decl" >"$d"
+		run -1 --separate-stderr tblxml "$d"
+		[ -z "$output" ]
+		[ "$(error_event)" = "❌ $d:1:18: DOCTYPE with an internal subset: entity and attribute declarations are not accepted" ]
+	done
+	# A DOCTYPE naming an external DTD only is read as before.
+	printf '<!DOCTYPE artists SYSTEM "artists.dtd">\n<artists>\n<artist><id>1</id></artist>\n</artists>\n' >"$d"
+	run -0 --separate-stderr tblxml "$d"
+	[ "$(ids)" = "1 " ]
+}
+
 # --- conversion details -----------------------------------------------------
 
 @test "entities, character references and CDATA are decoded, in text and attributes" {
