@@ -38,8 +38,8 @@ static const char *usage_text =
     "                         element names the type\n"
     "      --file-complete    after each file, write the extractor's file_complete\n"
     "                         control body\n"
-    "      --max-record n     longest record accepted, in bytes of XML (default\n"
-    "                         67108864)\n"
+    "      --max-record n     longest record, and longest tag, comment or other\n"
+    "                         token, accepted in bytes of XML (default 67108864)\n"
     "  -h, --help             show this help\n"
     "  -V, --version          show the version\n"
     "Files may be gzip-compressed; none or '-' reads standard input.\n";
@@ -69,12 +69,13 @@ struct conv {
 	unsigned long long	 records, skipped;
 	struct xrec		*rec;
 	struct writer		*out;
-	char			 err[512];	/* set when a handler stopped the parse */
+	char			 err[512];	/* set when the parse was stopped */
 	unsigned long		 err_line, err_col;	/* where it did */
 };
 
-/* Stop the parse from a handler; the reason goes with expat's position.
- * expat may still call handlers after this: they see err set and return. */
+/* Stop the parse; the reason goes with expat's position (between two
+ * buffers, the start of the token not yet complete). expat may still call
+ * handlers after this: they see err set and return. */
 static void __attribute__((format(printf, 2, 3)))
 stop(struct conv *c, const char *fmt, ...)
 {
@@ -274,24 +275,92 @@ xml_error(const struct conv *c, bool at_end, char *why, size_t size)
 	return why;
 }
 
-/* Feed one input to expat. Returns NULL, or why it stopped. */
+/* What the unfinished token at expat's position is, from its first bytes. */
+static const char *
+token_kind(XML_Parser p)
+{
+	static const struct {
+		const char	*start, *kind;
+	} kinds[] = {
+		{ "<!--", "comment" }, { "<?", "processing instruction" },
+		{ "<!", "declaration" }, { "</", "end tag" }, { "<", "start tag" },
+		{ "&", "reference" }, { "\"", "quoted string" }, { "'", "quoted string" },
+	};
+	const char *b;
+	size_t i, k;
+	int off, size;
+
+	if ((b = XML_GetInputContext(p, &off, &size)) == NULL)
+		return "XML token";
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		k = strlen(kinds[i].start);
+		if ((size_t)(size - off) >= k && memcmp(b + off, kinds[i].start, k) == 0)
+			return kinds[i].kind;
+	}
+	return "XML token";
+}
+
+/* Read up to n bytes, less only at the end of the input. */
+static long
+read_full(struct zin *in, char *p, size_t n)
+{
+	size_t got = 0;
+	long k;
+
+	while (got < n) {
+		if ((k = zin_read(in, p + got, n - got)) < 0)
+			return -1;
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	return (long)got;
+}
+
+/*
+ * Feed one input to expat. Returns NULL, or why it stopped.
+ *
+ * expat holds a token (a tag with its attributes, a comment...) until its
+ * end has come, and before 2.6 scans it again from its start with every
+ * buffer: a token of n bytes fed 64 KB at a time costs n * n / 128 KB. So no
+ * token may be longer than --max-record, like a record, and while one is
+ * unfinished as many new bytes as it holds are fed at once (only as many as
+ * tell whether it is too long): the scans add up to a few times its length.
+ */
 static const char *
 parse_input(struct conv *c, struct zin *in, struct totals *t, char *why,
     size_t size)
 {
+	long long cap = c->opt->max_record, fed = 0, held = 0, at;
+	size_t want;
 	void *chunk;
 	long n;
 
 	for (;;) {
-		if ((chunk = XML_GetBuffer(c->p, READ_SIZE)) == NULL)
+		want = READ_SIZE;
+		if (held > READ_SIZE)
+			want = (size_t)(held < cap + 1 - held ? held : cap + 1 - held);
+		if (want < READ_SIZE)
+			want = READ_SIZE;
+		if ((chunk = XML_GetBuffer(c->p, (int)want)) == NULL)
 			die(EXIT_TEMPFAIL, "out of memory for the XML parser");
-		if ((n = zin_read(in, chunk, READ_SIZE)) < 0)
+		n = want > READ_SIZE ? read_full(in, chunk, want) :
+		    zin_read(in, chunk, want);
+		if (n < 0)
 			return in->err;
 		t->xml_bytes += (unsigned long long)n;
 		if (XML_ParseBuffer(c->p, (int)n, n == 0) != XML_STATUS_OK)
 			return c->err[0] != '\0' ? c->err : xml_error(c, n == 0, why, size);
 		if (n == 0)
 			return NULL;
+		/* Between buffers expat's position is the unfinished token. */
+		fed += n;
+		held = (at = XML_GetCurrentByteIndex(c->p)) >= 0 ? fed - at : 0;
+		if (held > cap) {
+			stop(c, "%s longer than %lld bytes (see --max-record)",
+			    token_kind(c->p), cap);
+			return c->err;
+		}
 	}
 }
 

@@ -372,6 +372,12 @@ peak_kb() {
 	jq -r 'select(.event | endswith("Conversion finished")) | .peak_rss_kb' <<<"$stderr"
 }
 
+# Perl that writes two good artists, then $1, then $2 times 1 MB of "x" (or
+# of the character $4) and then $3: a hostile document for a pipe.
+two_then_mb() {
+	printf 'print "<artists>\\n<artist><id>1</id></artist>\\n<artist><id>2</id></artist>\\n%s"; print "%s" x 1048576 for 1..%d; print "%s</artists>\\n";' "$1" "${4:-x}" "$2" "$3"
+}
+
 @test "a DOCTYPE with an internal subset is refused: no entity or default attribute expands a record" {
 	local f="$BATS_TEST_TMPDIR/ent.xml.gz" d="$BATS_TEST_TMPDIR/d.xml" i decl
 	# 8 KB of gzip: a chain of entities worth 700 MB in one reference, after
@@ -402,6 +408,81 @@ peak_kb() {
 	printf '<!DOCTYPE artists SYSTEM "artists.dtd">\n<artists>\n<artist><id>1</id></artist>\n</artists>\n' >"$d"
 	run -0 --separate-stderr tblxml "$d"
 	[ "$(ids)" = "1 " ]
+}
+
+@test "a token longer than --max-record is refused where it starts, whatever its kind" {
+	local kind pre post fill at
+	# Each document is well-formed but for the reference, so that without
+	# the limit each would be converted.
+	while IFS='|' read -r kind pre post fill at; do
+		run -1 --separate-stderr with_timeout 20 bash -c "perl -e '$(two_then_mb "$pre" 2 "$post" "$fill")' | tblxml --max-record 1048576"
+		[ "$(ids)" = "1 2 " ] || { echo "$kind: $(ids)"; false; }
+		[ "$(error_event)" = "❌ stdin:4:$at: $kind longer than 1048576 bytes (see --max-record)" ] ||
+			{ echo "$kind: $(error_event)"; false; }
+		stderr_is_json
+	done <<-'EOF'
+		start tag|<artist a=\"|\"><id>3</id></artist>\n|x|0
+		start tag|<artist><id>3</id><x a=\"|\"/></artist>\n|x|18
+		start tag|<artist><|/></artist>\n|x|8
+		end tag|<artist><id>3</id></artist|>\n| |18
+		comment|<!--|-->\n|x|0
+		processing instruction|<?pi |?>\n|x|0
+		reference|<artist><id>3&|;</id></artist>\n|x|13
+	EOF
+	# Before the root element: a quoted string of the DOCTYPE.
+	run -1 --separate-stderr with_timeout 20 bash -c "perl -e 'print \"<!DOCTYPE artists PUBLIC \\\"\"; print \"x\" x 1048576 for 1..2; print \"\\\" \\\"a.dtd\\\">\\n<artists/>\\n\"' | tblxml --max-record 1048576"
+	[ -z "$output" ]
+	[ "$(error_event)" = "❌ stdin:1:25: quoted string longer than 1048576 bytes (see --max-record)" ]
+}
+
+@test "a 200 MB attribute is refused in bounded time and memory (expat rescans an unfinished token)" {
+	# expat 2.5 scans a token again with each buffer: fed 64 KB at a time
+	# this took more than five minutes.
+	run -1 --separate-stderr with_timeout 20 bash -c "perl -e '$(two_then_mb '<artist a=\"' 200 '\"/>')' | tblxml --max-record 16777216"
+	[ "$(ids)" = "1 2 " ]
+	[ "$(error_event)" = "❌ stdin:4:0: start tag longer than 16777216 bytes (see --max-record)" ]
+	echo "peak RSS $(peak_kb) kB"
+	[ "$(peak_kb)" -lt 131072 ]
+}
+
+@test "a token just under --max-record takes linear time, not quadratic" {
+	local cpu
+	# A 60 MB comment between records, accepted: about a second of CPU
+	# (20 s when expat rescanned it with every 64 KB).
+	TIMEFORMAT='%U %S'
+	cpu=$({ time with_timeout 60 bash -c "perl -e '$(two_then_mb '<!--' 60 '-->\n')' | tblxml" >"$BATS_TEST_TMPDIR/out" 2>/dev/null; } 2>&1)
+	run -0 cat "$BATS_TEST_TMPDIR/out"
+	[ "$(ids)" = "1 2 " ]
+	echo "CPU (user sys): $cpu"
+	awk '{ exit !($1 + $2 < 8) }' <<<"$cpu"
+}
+
+@test "a million attributes in one start tag are refused past --max-record" {
+	local gen='print "<artists>\n<artist><id>1</id></artist>\n<artist"; print " a$_=\"\"" for 1..N; print "><id>2</id></artist>\n</artists>\n"'
+	run -1 --separate-stderr with_timeout 20 bash -c "perl -e '${gen/N/1000000}' | tblxml --max-record 1048576"
+	[ "$(ids)" = "1 " ]
+	[ "$(error_event)" = "❌ stdin:3:0: start tag longer than 1048576 bytes (see --max-record)" ]
+	# Within the limit, such a tag is a record.
+	run -0 --separate-stderr with_timeout 20 bash -c "perl -e '${gen/N/50000}' | tblxml --max-record 1048576"
+	[ "$(ids)" = "1 2 " ]
+	[ "$(jq -r '."@a50000"' <<<"${lines[1]}")" = "" ]
+}
+
+@test "a gzip bomb of white space between records streams in bounded memory" {
+	local f="$BATS_TEST_TMPDIR/ws.xml.gz" i
+	# 100 gzip members of 1 MB of spaces each (and empty members between).
+	head -c 1048576 /dev/zero | tr '\0' ' ' | gzip -9 >"$BATS_TEST_TMPDIR/mb.gz"
+	gzip -c </dev/null >"$BATS_TEST_TMPDIR/empty.gz"
+	{
+		printf '<artists>\n<artist><id>1</id></artist>\n' | gzip
+		for i in $(seq 100); do cat "$BATS_TEST_TMPDIR/mb.gz" "$BATS_TEST_TMPDIR/empty.gz"; done
+		printf '<artist><id>2</id></artist>\n</artists>\n' | gzip
+	} >"$f"
+	run -0 --separate-stderr with_timeout 30 tblxml "$f"
+	[ "$(ids)" = "1 2 " ]
+	[ "$(jq -r .xml_bytes <<<"${stderr_lines[-1]}")" -gt 104857600 ]
+	echo "peak RSS $(peak_kb) kB"
+	[ "$(peak_kb)" -lt 65536 ]
 }
 
 # --- conversion details -----------------------------------------------------
