@@ -27,7 +27,7 @@
 #include "zin.h"
 
 #define READ_SIZE	(64 * 1024)	/* XML bytes handed to expat at a time */
-#define MAX_NESTING	1000		/* element levels inside one record */
+#define MAX_NESTING	1000		/* element levels below the root */
 #define OUT_FLUSH	(256 * 1024)
 
 static const char *usage_text =
@@ -101,13 +101,16 @@ is_record_name(const char *name, int t)
 }
 
 /* Refuse a record that has grown past --max-record; more is the length
- * of the current event (expat's index is where the event starts). */
-static void
+ * of the current event (expat's index is where the event starts). Returns
+ * false when it did. */
+static bool
 check_size(struct conv *c, long long more)
 {
-	if (XML_GetCurrentByteIndex(c->p) + more - c->record_start > c->opt->max_record)
-		stop(c, "record longer than %lld bytes (see --max-record)",
-		    c->opt->max_record);
+	if (XML_GetCurrentByteIndex(c->p) + more - c->record_start <= c->opt->max_record)
+		return true;
+	stop(c, "record longer than %lld bytes (see --max-record)",
+	    c->opt->max_record);
+	return false;
 }
 
 static void XMLCALL
@@ -117,15 +120,17 @@ on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 
 	if (c->err[0] != '\0')
 		return;
-	c->depth++;
+	/* expat keeps every open tag, so nesting is bounded outside records
+	 * too; a record's own element is level 1 below the root. */
+	if (++c->depth > MAX_NESTING + 1) {
+		stop(c, "elements nested more than %d levels deep %s", MAX_NESTING,
+		    c->in_record ? "in a record" : "below the root element");
+		return;
+	}
 	if (c->in_record) {
-		if (xrec_depth(c->rec) >= MAX_NESTING) {
-			stop(c, "elements nested more than %d levels deep in a record",
-			    MAX_NESTING);
-			return;
-		}
-		check_size(c, 0);
-		xrec_start(c->rec, name, atts);
+		/* The tag with its attributes counts, not only where it starts. */
+		if (check_size(c, XML_GetCurrentByteCount(c->p)))
+			xrec_start(c->rec, name, atts);
 	} else if (c->depth == 1) {
 		c->root_seen = true;
 		if (c->type < 0 && (c->type = data_type_index(name, strlen(name))) < 0)
@@ -142,7 +147,8 @@ on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 		c->in_record = true;
 		c->record_start = XML_GetCurrentByteIndex(c->p);
 		xrec_reset(c->rec);
-		xrec_start(c->rec, name, atts);
+		if (check_size(c, XML_GetCurrentByteCount(c->p)))
+			xrec_start(c->rec, name, atts);
 	}
 }
 
@@ -156,7 +162,7 @@ on_end(void *ud, const XML_Char *name)
 	if (c->err[0] != '\0')
 		return;
 	c->depth--;
-	if (!c->in_record)
+	if (!c->in_record || !check_size(c, XML_GetCurrentByteCount(c->p)))
 		return;
 	xrec_end(c->rec);
 	if (xrec_depth(c->rec) > 0)

@@ -365,6 +365,19 @@ example() {
 	[ "$(ids)" = "1 2 " ]
 }
 
+@test "--max-record counts a record's own start and end tags" {
+	local x
+	x=$(head -c 3000 /dev/zero | tr '\0' x)
+	printf '<labels><label><id>1</id></label><label a="%s"/></labels>' "$x" >"$BATS_TEST_TMPDIR/start.xml"
+	run -1 --separate-stderr tblxml --max-record 2048 "$BATS_TEST_TMPDIR/start.xml"
+	[ "$(ids)" = "1 " ]
+	[ "$(error_event)" = "❌ $BATS_TEST_TMPDIR/start.xml:1:33: record longer than 2048 bytes (see --max-record)" ]
+	printf '<labels><label><id>1</id></label><label><id>2</id></label%s></labels>' "${x//x/ }" >"$BATS_TEST_TMPDIR/end.xml"
+	run -1 --separate-stderr tblxml --max-record 2048 "$BATS_TEST_TMPDIR/end.xml"
+	[ "$(ids)" = "1 " ]
+	[ "$(error_event)" = "❌ $BATS_TEST_TMPDIR/end.xml:1:50: record longer than 2048 bytes (see --max-record)" ]
+}
+
 # --- hostile input: every limit ends in bounded time and memory ------------
 
 # The peak resident memory in the summary line, in kB.
@@ -455,6 +468,13 @@ two_then_mb() {
 	[ "$(ids)" = "1 2 " ]
 	echo "CPU (user sys): $cpu"
 	awk '{ exit !($1 + $2 < 8) }' <<<"$cpu"
+}
+
+@test "elements nested a million levels deep outside any record are refused" {
+	run -1 --separate-stderr with_timeout 20 bash -c "perl -e 'print \"<artists>\n<artist><id>1</id></artist>\n<other>\", \"<x>\" x 1000000, \"</x>\" x 1000000, \"</other>\n</artists>\n\"' | tblxml"
+	[ "$(ids)" = "1 " ]
+	[ "$(error_event)" = "❌ stdin:3:3004: elements nested more than 1000 levels deep below the root element" ]
+	[ "$(peak_kb)" -lt 65536 ]
 }
 
 @test "a million attributes in one start tag are refused past --max-record" {
