@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 
 #define READ_SIZE	(64 * 1024)	/* XML bytes handed to expat at a time */
 #define MAX_NESTING	1000		/* element levels below the root */
+#define PARSER_SPARE	(16LL << 20)	/* expat's memory beyond 4 * --max-record */
 #define OUT_FLUSH	(256 * 1024)
 
 static const char *usage_text =
@@ -39,7 +41,8 @@ static const char *usage_text =
     "      --file-complete    after each file, write the extractor's file_complete\n"
     "                         control body\n"
     "      --max-record n     longest record, and longest tag, comment or other\n"
-    "                         token, accepted in bytes of XML (default 67108864)\n"
+    "                         token, accepted in bytes of XML (default 67108864);\n"
+    "                         it also bounds the XML parser's memory\n"
     "  -h, --help             show this help\n"
     "  -V, --version          show the version\n"
     "Files may be gzip-compressed; none or '-' reads standard input.\n";
@@ -71,6 +74,75 @@ struct conv {
 	struct writer		*out;
 	char			 err[512];	/* set when the parse was stopped */
 	unsigned long		 err_line, err_col;	/* where it did */
+};
+
+/*
+ * expat's memory, counted: the names it has seen stay in its tables until
+ * the end of the document and the tags it holds open keep their buffers,
+ * so without a bound a long file of distinct names grows it without end.
+ * expat's allocator takes no context, and one file is parsed at a time.
+ */
+static struct {
+	size_t	used, limit;
+	bool	hit;		/* an allocation was refused for the limit */
+} xmem;
+
+union xmem_head {
+	size_t		n;
+	max_align_t	align;	/* expat's blocks stay aligned as malloc's */
+};
+
+static void *
+xmem_malloc(size_t n)
+{
+	union xmem_head *h;
+
+	if (n > xmem.limit - xmem.used) {
+		xmem.hit = true;
+		return NULL;
+	}
+	if ((h = malloc(sizeof(*h) + n)) == NULL)
+		return NULL;
+	h->n = n;
+	xmem.used += n;
+	return h + 1;
+}
+
+static void *
+xmem_realloc(void *p, size_t n)
+{
+	union xmem_head *h;
+	size_t was;
+
+	if (p == NULL)
+		return xmem_malloc(n);
+	h = (union xmem_head *)p - 1;
+	was = h->n;
+	if (n > was && n - was > xmem.limit - xmem.used) {
+		xmem.hit = true;
+		return NULL;
+	}
+	if ((h = realloc(h, sizeof(*h) + n)) == NULL)
+		return NULL;
+	h->n = n;
+	xmem.used = xmem.used - was + n;
+	return h + 1;
+}
+
+static void
+xmem_free(void *p)
+{
+	union xmem_head *h;
+
+	if (p == NULL)
+		return;
+	h = (union xmem_head *)p - 1;
+	xmem.used -= h->n;
+	free(h);
+}
+
+static const XML_Memory_Handling_Suite xmem_suite = {
+	xmem_malloc, xmem_realloc, xmem_free
 };
 
 /* Stop the parse; the reason goes with expat's position (between two
@@ -281,6 +353,17 @@ xml_error(const struct conv *c, bool at_end, char *why, size_t size)
 	return why;
 }
 
+/* expat refused memory: past the limit a data error, else exit 75. */
+static const char *
+no_memory(struct conv *c)
+{
+	if (!xmem.hit)
+		die(EXIT_TEMPFAIL, "out of memory for the XML parser");
+	stop(c, "the XML parser needs more than %zu bytes: too many distinct "
+	    "names, or attributes in a tag (see --max-record)", xmem.limit);
+	return c->err;
+}
+
 /* What the unfinished token at expat's position is, from its first bytes. */
 static const char *
 token_kind(XML_Parser p)
@@ -349,14 +432,19 @@ parse_input(struct conv *c, struct zin *in, struct totals *t, char *why,
 		if (want < READ_SIZE)
 			want = READ_SIZE;
 		if ((chunk = XML_GetBuffer(c->p, (int)want)) == NULL)
-			die(EXIT_TEMPFAIL, "out of memory for the XML parser");
+			return no_memory(c);
 		n = want > READ_SIZE ? read_full(in, chunk, want) :
 		    zin_read(in, chunk, want);
 		if (n < 0)
 			return in->err;
 		t->xml_bytes += (unsigned long long)n;
-		if (XML_ParseBuffer(c->p, (int)n, n == 0) != XML_STATUS_OK)
-			return c->err[0] != '\0' ? c->err : xml_error(c, n == 0, why, size);
+		if (XML_ParseBuffer(c->p, (int)n, n == 0) != XML_STATUS_OK) {
+			if (c->err[0] != '\0')
+				return c->err;
+			if (XML_GetErrorCode(c->p) == XML_ERROR_NO_MEMORY)
+				return no_memory(c);
+			return xml_error(c, n == 0, why, size);
+		}
 		if (n == 0)
 			return NULL;
 		/* Between buffers expat's position is the unfinished token. */
@@ -408,7 +496,9 @@ convert(const char *path, const struct options *opt, struct xrec *rec,
 		log_end(r);
 		return -1;
 	}
-	if ((c.p = XML_ParserCreate(NULL)) == NULL)
+	xmem.limit = (size_t)(4 * opt->max_record + PARSER_SPARE);
+	xmem.hit = false;
+	if ((c.p = XML_ParserCreate_MM(NULL, &xmem_suite, NULL)) == NULL)
 		die(EXIT_TEMPFAIL, "out of memory for the XML parser");
 	XML_SetUserData(c.p, &c);
 	XML_SetElementHandler(c.p, on_start, on_end);

@@ -488,6 +488,16 @@ two_then_mb() {
 	[ "$(jq -r '."@a50000"' <<<"${lines[1]}")" = "" ]
 }
 
+@test "the parser's memory is bounded: a million distinct element names are refused" {
+	# expat keeps every name it has seen until the end of the document.
+	run -1 --separate-stderr with_timeout 20 bash -c "perl -e 'print \"<artists>\n<artist><id>1</id></artist>\n<other>\"; print \"<n\$_/>\" for 1..1000000; print \"</other>\n</artists>\n\"' | tblxml --max-record 1024"
+	[ "$(ids)" = "1 " ]
+	[[ "$(error_event)" =~ ^❌\ stdin:3:[0-9]+:\ the\ XML\ parser\ needs\ more\ than\ 16781312\ bytes:\ too\ many\ distinct\ names,\ or\ attributes\ in\ a\ tag\ \(see\ --max-record\)$ ]] ||
+		{ echo "got: $(error_event)"; false; }
+	echo "peak RSS $(peak_kb) kB"
+	[ "$(peak_kb)" -lt 65536 ]
+}
+
 @test "a gzip bomb of white space between records streams in bounded memory" {
 	local f="$BATS_TEST_TMPDIR/ws.xml.gz" i
 	# 100 gzip members of 1 MB of spaces each (and empty members between).
