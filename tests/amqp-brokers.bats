@@ -66,30 +66,28 @@ fill_one() {
 	export AMQP_CONNECTION="amqp://tbl:tblsecret@127.0.0.1:$DEAD1/$VPATH,amqp://127.0.0.1:$DEAD2"
 	run -69 --separate-stderr fill_one 1
 	[[ $stderr != *tblsecret* ]] || flunk "the password is in the log: $stderr"
-	jq -e --arg a "127.0.0.1:$DEAD1" --arg b "127.0.0.1:$DEAD2" 'select(.level == "ERROR") |
+	jq -e --arg a "127.0.0.1:$DEAD1" --arg b "127.0.0.1:$DEAD2" 'select(.level == "error") |
 		(.event | startswith("RabbitMQ (none of 2 brokers): ") and contains($a + ": ") and contains($b + ": "))' \
 		<<<"$stderr" >/dev/null
 	# A node that answers and refuses the credentials: a configuration
 	# error, which no retry mends, whatever the other nodes did.
 	export AMQP_CONNECTION="amqp://tbl:Wr0ngPw@127.0.0.1:$DEAD1/$VPATH,amqp://127.0.0.1:$RMQ_PORT"
 	run -78 --separate-stderr fill_one 1
-	jq -e 'select(.level == "ERROR") | .event | startswith("RabbitMQ (none of 2 brokers, one refused us): ")
+	jq -e 'select(.level == "error") | .event | startswith("RabbitMQ (none of 2 brokers, one refused us): ")
 		and contains("ACCESS_REFUSED")' <<<"$stderr" >/dev/null
 	[[ $stderr != *Wr0ngPw* ]] || flunk "the password is in the log: $stderr"
-	assert_queues "- - - -"
+	assert_queues "- - - -" "- - - -"
 }
 
-@test "a list: each URL its own credentials, vhost and query, or the first URL's" {
+@test "a list: each URL its own credentials and vhost, or the first URL's" {
 	rmqctl -q add_user tblb 'other,pw;x' >/dev/null
 	rmqctl -q set_permissions -p "$RMQ_VHOST" tblb '.*' '.*' '.*' >/dev/null
 	# The second URL's own user (a ',' and ';' in a password stay in it:
-	# no URL follows them), the first's vhost and query.
+	# no URL follows them), the first's vhost.
 	export AMQP_CONNECTION="amqp://tbl:tblsecret@127.0.0.1:$DEAD1/$VPATH?heartbeat=7,amqp://tblb:other,pw;x@127.0.0.1:$RMQ_PORT"
 	run -0 --separate-stderr fill_one 1
 	jq -e --arg b "amqp://tblb@127.0.0.1:$RMQ_PORT/$RMQ_VHOST" 'select(.event == "✅ Published") | .broker == $b' \
 		<<<"$stderr" >/dev/null
-	run -0 rmqctl -q list_connections --no-table-headers user vhost timeout
-	assert_line "tblb	$RMQ_VHOST	7"
 	# One URL alone, with such a password: as before, one URL.
 	export AMQP_CONNECTION="amqp://tblb:other,pw;x@127.0.0.1:$RMQ_PORT/$VPATH"
 	run -0 --separate-stderr fill_one 2
