@@ -9,6 +9,7 @@
 
 load helpers/common
 load helpers/broker
+load helpers/replay
 bats_require_minimum_version 1.5.0
 BATS_TEST_TIMEOUT=90
 
@@ -39,8 +40,8 @@ fill_one() {
 		# Every dead node tried before the live one is logged, without the password.
 		n=$(jq -s '[.[] | select(.event | startswith("⚠️ RabbitMQ node unavailable"))] | length' <<<"$stderr")
 		skipped[$n]=1
-		jq -e --arg b "amqp://tbl@127.0.0.1:$RMQ_PORT/$RMQ_VHOST" \
-			'select(.event == "✅ Published") | .broker == $b and .confirmed == 1' <<<"$stderr" >/dev/null
+		where '.event == "✅ Published"' '.broker == $b and .confirmed == 1' \
+			--arg b "amqp://tbl@127.0.0.1:$RMQ_PORT/$RMQ_VHOST" <<<"$stderr" >/dev/null
 		[[ $stderr != *tblsecret* ]] || flunk "the password is in the log: $stderr"
 	done
 	# Started at each of the three: 0, 1 or 2 dead nodes first (all three
@@ -66,15 +67,15 @@ fill_one() {
 	export AMQP_CONNECTION="amqp://tbl:tblsecret@127.0.0.1:$DEAD1/$VPATH,amqp://127.0.0.1:$DEAD2"
 	run -69 --separate-stderr fill_one 1
 	[[ $stderr != *tblsecret* ]] || flunk "the password is in the log: $stderr"
-	jq -e --arg a "127.0.0.1:$DEAD1" --arg b "127.0.0.1:$DEAD2" 'select(.level == "error") |
-		(.event | startswith("RabbitMQ (none of 2 brokers): ") and contains($a + ": ") and contains($b + ": "))' \
-		<<<"$stderr" >/dev/null
+	where '.level == "error"' '.event | startswith("RabbitMQ (none of 2 brokers): ") and
+		contains($a + ": ") and contains($b + ": ")' --arg a "127.0.0.1:$DEAD1" --arg b "127.0.0.1:$DEAD2" \
+		<<<"$stderr"
 	# A node that answers and refuses the credentials: a configuration
 	# error, which no retry mends, whatever the other nodes did.
 	export AMQP_CONNECTION="amqp://tbl:Wr0ngPw@127.0.0.1:$DEAD1/$VPATH,amqp://127.0.0.1:$RMQ_PORT"
 	run -78 --separate-stderr fill_one 1
-	jq -e 'select(.level == "error") | .event | startswith("RabbitMQ (none of 2 brokers, one refused us): ")
-		and contains("ACCESS_REFUSED")' <<<"$stderr" >/dev/null
+	where '.level == "error"' '.event | startswith("RabbitMQ (none of 2 brokers, one refused us): ")
+		and contains("ACCESS_REFUSED")' <<<"$stderr"
 	[[ $stderr != *Wr0ngPw* ]] || flunk "the password is in the log: $stderr"
 	assert_queues "- - - -" "- - - -"
 }
@@ -86,8 +87,8 @@ fill_one() {
 	# no URL follows them), the first's vhost.
 	export AMQP_CONNECTION="amqp://tbl:tblsecret@127.0.0.1:$DEAD1/$VPATH?heartbeat=7,amqp://tblb:other,pw;x@127.0.0.1:$RMQ_PORT"
 	run -0 --separate-stderr fill_one 1
-	jq -e --arg b "amqp://tblb@127.0.0.1:$RMQ_PORT/$RMQ_VHOST" 'select(.event == "✅ Published") | .broker == $b' \
-		<<<"$stderr" >/dev/null
+	where '.event == "✅ Published"' '.broker == $b' --arg b "amqp://tblb@127.0.0.1:$RMQ_PORT/$RMQ_VHOST" \
+		<<<"$stderr"
 	# One URL alone, with such a password: as before, one URL.
 	export AMQP_CONNECTION="amqp://tblb:other,pw;x@127.0.0.1:$RMQ_PORT/$VPATH"
 	run -0 --separate-stderr fill_one 2
