@@ -66,9 +66,10 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 deps:
 	scripts/install-deps
 
-# make check: install what is missing, build, run every suite, then run the
-# per-tool suites again against binaries built with ASan and UBSan.
-check: deps all
+# make check: install what is missing, build (the fuzz targets too), run every
+# suite (fuzz.bats: each fuzz target briefly), then run the per-tool suites
+# again against binaries built with ASan and UBSan.
+check: deps all fuzz-build
 	tests/run $(BUILD)/bin
 	$(MAKE) test-asan
 
@@ -102,6 +103,8 @@ install: all
 	$(if $(MANS),install -m 644 $(MANS) $(DESTDIR)$(PREFIX)/share/man/man1)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
+
+include fuzz/fuzz.mk
 
 .SECONDARY:
