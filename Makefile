@@ -100,7 +100,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/tableinator
 	install -m 755 $(BINS) $(SCRIPTS) $(DESTDIR)$(PREFIX)/bin
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/tableinator
-	install -m 644 scripts/lib/log.bash $(DESTDIR)$(PREFIX)/share/tableinator
+	install -m 644 scripts/lib/common.bash scripts/lib/log.bash $(DESTDIR)$(PREFIX)/share/tableinator
 	$(if $(MANS),install -m 644 $(MANS) $(DESTDIR)$(PREFIX)/share/man/man1)
 
 # The systemd units and the file of settings they read, apart from install so
