@@ -37,6 +37,9 @@
 #define CH_CHECK	2
 #define MAX_SINGLES	4096
 #define EMPTY_CHECK	0.25	/* --until-empty: seconds between queue checks when idle */
+#define DLQ_CHECK	5.0	/* seconds between checks of an unreachable dead-letter queue
+				 * while rejects wait for it; 6 times as long otherwise */
+#define REASON_MAX	512	/* bytes of a held reject's reason kept */
 
 enum mode { M_PIPE, M_CAPTURE };
 
@@ -61,7 +64,8 @@ static struct {
 	long long	 supervisor;	/* --supervisor: the parent's pid, or 0 */
 } opt = { NULL, false, false, 0, 300, 60, 0xf, 0 };
 
-static struct amq_url url;
+static struct amq_brokers brokers;
+static size_t node;		/* the broker of brokers we are connected to */
 static amqp_connection_state_t conn;
 static char conn_id[17];
 static struct consumer cons[NTYPES];
@@ -78,6 +82,23 @@ static uint64_t captured_tag;	/* capture mode: last tag written, not yet synced 
 static double last_sync, last_delivery, next_check;
 static unsigned long long ndeliveries, nrejected, nacked, ncontrols, nredelivered;
 static struct statefile sf;
+
+/*
+ * The dead-letter side. A classic dead-letter queue lives on one node;
+ * while that node is down, RabbitMQ drops what is rejected to it. So a
+ * reject of a type whose queue is unreachable is held, the delivery left
+ * unacked (win_hold), until a check every DLQ_CHECK seconds finds the
+ * queue back; a pipeline that ends meanwhile leaves it to the broker,
+ * which delivers it again.
+ */
+static unsigned dlq_down;	/* bit per type: its dead-letter queue is unreachable */
+static double next_dlq_check;
+static struct held {
+	uint64_t	 tag;
+	int		 type;
+	char		 reason[REASON_MAX];
+} *held;
+static size_t nheld, heldcap;
 
 /* The delivery being assembled from its frames. */
 static struct {
@@ -111,7 +132,8 @@ static const char *usage_text =
     "      --check-config      check the options and the environment, then exit\n"
     "  -h, --help              show this help\n"
     "  -V, --version           show the version\n"
-    "The broker is AMQP_CONNECTION (amqp://user:password@host:port/vhost).\n";
+    "The broker is AMQP_CONNECTION (amqp://user:password@host:port/vhost), or the\n"
+    "first that answers of several separated by commas (nodes of one cluster).\n";
 
 static void write_state(double, const char *);
 
@@ -244,12 +266,119 @@ send_acks(void)
 }
 
 static void
+send_reject(uint64_t tag, int t, const char *reason, size_t n)
+{
+	struct logrec *r;
+
+	if (t < NTYPES)
+		cons[t].rejected++;
+	if (amqp_basic_reject(conn, CH_CONSUME, tag, 0) != AMQP_STATUS_OK)
+		lost("basic.reject: %s", "connection lost");
+	nrejected++;
+	r = log_begin(LOG_WARNING, "☠️ Message rejected to the dead-letter queue");
+	log_int(r, "tag", (long long)tag);
+	log_strn(r, "reason", reason, n);
+	log_end(r);
+}
+
+static void
+dlq_lost(int t, const char *err)
+{
+	struct logrec *r;
+
+	if (dlq_down & (1u << t))
+		return;
+	dlq_down |= 1u << t;
+	if (next_dlq_check < now_mono())
+		next_dlq_check = now_mono() + DLQ_CHECK;
+	r = log_begin(LOG_WARNING, "⚠️ Dead-letter queue unreachable: its poison waits unacked");
+	log_str(r, "type", data_types[t]);
+	log_str(r, "error", err);
+	log_end(r);
+}
+
+/* May a message of type t be rejected now? Asked of the broker each time
+ * (rejects are rare), since the queue's node may have gone since the last. */
+static bool
+dlq_reachable(int t)
+{
+	char err[512];
+	int rc;
+
+	if (dlq_down & (1u << t))
+		return false;
+	if ((rc = amq_dlq_reachable(conn, CH_CHECK, t, err, sizeof(err))) < 0)
+		lost("dead-letter queue check: %s", err);
+	if (rc == 0)
+		dlq_lost(t, err);
+	return rc == 1;
+}
+
+static void
+hold_reject(uint64_t tag, int t, const char *reason, size_t n)
+{
+	struct logrec *r;
+
+	if (win_hold(&win, tag) < 0)
+		return;
+	if (nheld == heldcap) {
+		heldcap = heldcap ? heldcap * 2 : 16;
+		held = xrealloc(held, heldcap * sizeof(*held));
+	}
+	held[nheld].tag = tag;
+	held[nheld].type = t;
+	snprintf(held[nheld].reason, sizeof(held[nheld].reason), "%.*s",
+	    (int)(n < REASON_MAX ? n : REASON_MAX - 1), reason);
+	if (nheld++ == 0 && next_dlq_check > now_mono() + DLQ_CHECK)
+		next_dlq_check = now_mono() + DLQ_CHECK;
+	r = log_begin(LOG_WARNING, "⏸️ Reject held: the dead-letter queue is unreachable");
+	log_int(r, "tag", (long long)tag);
+	log_str(r, "type", data_types[t]);
+	log_strn(r, "reason", reason, n);
+	log_int(r, "held", (long long)nheld);
+	log_end(r);
+}
+
+/* Every DLQ_CHECK seconds while a dead-letter queue is unreachable: is it
+ * back? Then send the rejects held for it. */
+static void
+check_dead_letters(double now)
+{
+	char err[512];
+	size_t i;
+	int t, rc;
+
+	if (dlq_down == 0 || now < next_dlq_check)
+		return;
+	/* Each check shows in the broker's log as a channel error (404). */
+	next_dlq_check = now + (nheld > 0 ? DLQ_CHECK : 6 * DLQ_CHECK);
+	for (t = 0; t < NTYPES; t++) {
+		if (!(dlq_down & (1u << t)))
+			continue;
+		if ((rc = amq_dlq_reachable(conn, CH_CHECK, t, err, sizeof(err))) < 0)
+			lost("dead-letter queue check: %s", err);
+		if (rc == 0)
+			continue;
+		dlq_down &= ~(1u << t);
+		log_msg(LOG_INFO, "✅ The %s dead-letter queue is reachable again", data_types[t]);
+		for (i = 0; i < nheld; ) {
+			if (held[i].type != t) {
+				i++;
+				continue;
+			}
+			(void)win_release(&win, held[i].tag);
+			send_reject(held[i].tag, t, held[i].reason, strlen(held[i].reason));
+			held[i] = held[--nheld];
+		}
+	}
+}
+
+static void
 apply_settle(const struct line *l)
 {
 	struct settle s;
 	const char *err;
 	struct buf reason = { 0 };
-	struct logrec *r;
 	int t;
 
 	if (settle_scan(l->p, l->len, &s, &err) < 0) {
@@ -271,20 +400,17 @@ apply_settle(const struct line *l)
 		}
 		return;
 	}
-	if ((t = win_reject(&win, s.tag)) < 0) {
+	if ((t = win_type(&win, s.tag)) < 0) {
 		log_msg(LOG_WARNING, "⚠️ Reject for unknown or settled tag %llu ignored", s.tag);
 		return;
 	}
-	if (t < NTYPES)
-		cons[t].rejected++;
-	if (amqp_basic_reject(conn, CH_CONSUME, s.tag, 0) != AMQP_STATUS_OK)
-		lost("basic.reject: %s", "connection lost");
-	nrejected++;
 	slice_decode(&reason, s.reason);
-	r = log_begin(LOG_WARNING, "☠️ Message rejected to the dead-letter queue");
-	log_int(r, "tag", (long long)s.tag);
-	log_strn(r, "reason", reason.p ? reason.p : "", reason.len);
-	log_end(r);
+	if (t < NTYPES && !dlq_reachable(t))
+		hold_reject(s.tag, t, reason.p ? reason.p : "", reason.len);
+	else {
+		(void)win_reject(&win, s.tag);
+		send_reject(s.tag, t, reason.p ? reason.p : "", reason.len);
+	}
 	buf_free(&reason);
 }
 
@@ -524,7 +650,7 @@ connect_broker(void)
 		die(EXIT_SOFTWARE, "getrandom: %s", strerror(errno));
 	for (i = 0; i < 8; i++)
 		snprintf(conn_id + 2 * i, 3, "%02x", rnd[i]);
-	conn = amq_connect_or_die(&url, "amqp-drain");
+	conn = amq_connect_any_or_die(&brokers, "amqp-drain", &node);
 	{
 		struct timeval rpc_timeout = { 30, 0 };
 		amqp_set_rpc_timeout(conn, &rpc_timeout);
@@ -569,8 +695,11 @@ start_consumers(void)
 	char err[512];
 	int t, rc;
 
-	if ((rc = amq_declare_topology(conn, CH_CONSUME, err, sizeof(err))) != 0)
+	/* The dead-letter queues on CH_CHECK: one whose node is down is
+	 * logged and left (dlq_down), and the rest goes on. */
+	if ((rc = amq_declare(conn, CH_CONSUME, CH_CHECK, &dlq_down, err, sizeof(err))) != 0)
 		die(rc, "RabbitMQ topology: %s", err);
+	next_dlq_check = now_mono() + 6 * DLQ_CHECK;
 	amqp_basic_qos(conn, CH_CONSUME, 0, (uint16_t)opt.prefetch, 0);
 	if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL)
 		die(EXIT_TEMPFAIL, "RabbitMQ: basic.qos failed");
@@ -588,8 +717,6 @@ start_consumers(void)
 		    (char *)ok->consumer_tag.bytes);
 		cons[t].active = true;
 	}
-	if (amq_channel_open(conn, CH_CHECK, err, sizeof(err)) < 0)
-		die(EXIT_TEMPFAIL, "RabbitMQ: %s", err);
 }
 
 static void
@@ -696,7 +823,7 @@ read_options(int argc, char *argv[])
 	}
 	if (optind != argc)
 		die_operand(argv[optind]);
-	amq_url_from_env(&url);
+	amq_brokers_from_env(&brokers);
 	if (check_config)
 		exit(EXIT_OK);
 }
@@ -715,6 +842,15 @@ write_state(double min_interval, const char *state)
 		return;
 	buf_printf(b, ",\"state\":\"%s\",\"connection\":\"%s\",\"mode\":\"%s\",\"prefetch\":%lld",
 	    state, conn_id, mode == M_PIPE ? "pipeline" : "capture", opt.prefetch);
+	buf_adds(b, ",\"broker\":");
+	buf_json_str_lossy(b, brokers.url[node].node, strlen(brokers.url[node].node));
+	buf_printf(b, ",\"brokers\":%zu,\"dead_letter_unreachable\":[", brokers.n);
+	for (t = 0, sep = ""; t < NTYPES; t++)
+		if (dlq_down & (1u << t)) {
+			buf_printf(b, "%s\"%s\"", sep, data_types[t]);
+			sep = ",";
+		}
+	buf_printf(b, "],\"held\":%zu", nheld);
 	buf_adds(b, ",\"active_consumers\":[");
 	for (t = 0, sep = ""; t < NTYPES; t++)
 		if (cons[t].active) {
@@ -851,7 +987,7 @@ finish(void)
 	int status;
 
 	send_acks();
-	unsettled = win.open;
+	unsettled = win.open + nheld;
 	r = log_begin(unsettled ? LOG_WARNING : LOG_INFO, unsettled ?
 	    "⚠️ Stopping with unsettled deliveries (the broker will redeliver them)" :
 	    "✅ Drained: every delivery settled");
@@ -861,6 +997,7 @@ finish(void)
 	log_int(r, "controls", (long long)ncontrols);
 	log_int(r, "redelivered", (long long)nredelivered);
 	log_int(r, "unsettled", (long long)unsettled);
+	log_int(r, "held", (long long)nheld);
 	log_int(r, "peak_rss_kb", peak_rss_kb());
 	log_end(r);
 	write_state(0, "stopped");
@@ -884,6 +1021,8 @@ poll_timeout_ms(double now)
 		wait = drain_deadline - now;
 	if (mode == M_CAPTURE && captured_tag && wait > 0.2)
 		wait = 0.2;
+	if (dlq_down && next_dlq_check - now < wait)
+		wait = next_dlq_check - now;
 	return wait < 0 ? 0 : (int)(wait * 1000) + 1;
 }
 
@@ -912,6 +1051,7 @@ run(void)
 		write_state(0.5, stopping ? "draining" : "consuming");
 
 		now = now_mono();
+		check_dead_letters(now);
 		report_progress(now);
 		if (stop_signal && !stopping)
 			stop_consuming(stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
@@ -990,7 +1130,9 @@ main(int argc, char *argv[])
 	start_consumers();
 	last_delivery = now_mono();
 	r = log_begin(LOG_INFO, "🐰 Consuming");
-	log_str(r, "broker", url.redacted);
+	log_str(r, "broker", brokers.url[node].redacted);
+	if (brokers.n > 1)
+		log_int(r, "brokers", (long long)brokers.n);
 	log_str(r, "connection", conn_id);
 	log_str(r, "mode", mode == M_PIPE ? "pipeline" : "capture");
 	log_int(r, "prefetch", opt.prefetch);
