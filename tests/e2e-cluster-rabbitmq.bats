@@ -44,6 +44,7 @@ setup() {
 
 teardown() {
 	local i
+	[[ -z ${HOLD_PID-} ]] || release_writes
 	inst_stop_all
 	# A test that failed with a node down must not take the next ones down.
 	for i in 1 2 3; do
@@ -87,6 +88,30 @@ consuming_after() {
 		select(. > $t)' | head -n 1
 }
 
+# hold_writes: a session of its own locks the record tables of this test's
+# database against writes (SHARE) until release_writes; tblload's commits
+# wait for it.
+hold_writes() {
+	tblload </dev/null 2>/dev/null || return	# the schema, before the lock
+	psqlq -c "BEGIN; LOCK TABLE artists, labels, masters, releases IN SHARE MODE;
+		SELECT pg_sleep(300) /* tbl hold_writes */" >/dev/null 2>&1 3>&- &
+	HOLD_PID=$!
+	wait_until 30 writes_held
+}
+
+writes_held() {
+	[[ $(psqlq -c "SELECT count(*) FROM pg_locks WHERE mode = 'ShareLock' AND granted AND
+		relation = 'releases'::regclass AND database = (SELECT oid FROM pg_database
+		WHERE datname = current_database())") == 1 ]]
+}
+
+release_writes() {
+	psqlq -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+		WHERE query LIKE '%tbl hold_writes%' AND pid <> pg_backend_pid()" >/dev/null
+	wait_pid "$HOLD_PID" 30
+	HOLD_PID=
+}
+
 @test "three instances, each given the nodes in another order, load a backlog; kill -9 of the node leading the queues and of an instance mid-load: exact tables" {
 	local t0 victim port k i killed_inst
 	t0=$(_tbl_now)
@@ -98,6 +123,10 @@ consuming_after() {
 	assert_output "1 1 1 1"
 	victim=1
 	port=$(cut -d' ' -f1 <<<"$RMQC_PORTS")
+	# The tables locked against writes until the instances are placed:
+	# they consume (and hold their prefetch unacked) meanwhile, so that the
+	# kill comes with the load under way, not at its end.
+	hold_writes
 	t0=$(_tbl_now)
 	inst_start 1 AMQP_CONNECTION="$(rmqc_list 1 2 3)"
 	inst_start 2 AMQP_CONNECTION="$(rmqc_list 2 3 1)"
@@ -117,6 +146,7 @@ consuming_after() {
 		before[3]=$(on_node 3)
 	done
 	[[ " ${before[*]} " == *" 127.0.0.1:$port "* ]]
+	release_writes
 	wait_until 600 rows_at_least $((BACKLOG_RECORDS / 10))
 	echo "# instances on ${before[1]}, ${before[2]}, ${before[3]}; $(row_total) rows after $(_tbl_since "$t0") s" >&3
 	# The node and an instance that is not on it die at once.
