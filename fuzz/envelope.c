@@ -55,8 +55,10 @@ rewrite(struct buf *out, const struct envelope *e)
 		o.sha256 = e->sha256.p;
 	buf_reset(&ctl);
 	if (e->control.p != NULL) {
-		buf_add(&ctl, e->control.p, e->control.n);
-		o.control = ctl.p;
+		/* The writer takes plain text and escapes it. */
+		slice_decode(&ctl, e->control);
+		o.control = ctl.p != NULL ? ctl.p : "";
+		o.control_len = ctl.len;
 	}
 	buf_reset(&d1);
 	if (e->invalid.p != NULL) {
