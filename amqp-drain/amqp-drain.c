@@ -255,7 +255,7 @@ apply_settle(const struct line *l)
 		log_msg(LOG_WARNING, "⚠️ Ignoring a bad settle line: %s", err);
 		return;
 	}
-	if (!slice_eq(s.conn, conn_id)) {
+	if (!jstr_eq(s.conn, conn_id)) {
 		/* From an earlier connection: that broker already took it back. */
 		log_msg(LOG_DEBUG, "Settle line of another connection ignored (tag %llu)", s.tag);
 		return;
@@ -279,7 +279,7 @@ apply_settle(const struct line *l)
 	if (amqp_basic_reject(conn, CH_CONSUME, s.tag, 0) != AMQP_STATUS_OK)
 		lost("basic.reject: %s", "connection lost");
 	nrejected++;
-	slice_decode(&reason, s.reason);
+	jstr_decode(&reason, s.reason);
 	r = log_begin(LOG_WARNING, "☠️ Message rejected to the dead-letter queue");
 	log_int(r, "tag", (long long)s.tag);
 	log_strn(r, "reason", reason.p ? reason.p : "", reason.len);
@@ -369,7 +369,7 @@ deliver(void)
 	}
 	/* The header: the routing key is the type, written escaped whatever it is. */
 	buf_add(&out, "{\"type\":\"", 9);
-	buf_json_escape(&out, cur.rk, strlen(cur.rk));
+	json_escape(&out, cur.rk, strlen(cur.rk));
 	buf_add(&out, "\",", 2);
 	/* A control message is settled by tblload too: only after the records
 	 * ahead of it are committed may the broker forget it, or a pipeline

@@ -87,7 +87,7 @@ put_invalid(struct buf *out, struct envelope_out *o, const struct line *l,
 	o->invalid = reason;
 	o->raw = raw;
 	o->raw_len = raw_len;
-	o->body = NULL;
+	o->body.p = NULL;
 	o->has_id = false;
 	o->sha256 = NULL;
 	o->control = NULL;
@@ -103,7 +103,7 @@ put_invalid(struct buf *out, struct envelope_out *o, const struct line *l,
 }
 
 static void
-hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
+hash_line(const struct line *l, struct jstr fixed_type, struct buf *out,
     struct buf *canon, struct buf *scratch, struct counts *c)
 {
 	struct envelope_out o;
@@ -123,7 +123,7 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 		if ((l->truncated ? env_scan_prefix(l->p, l->len, &in, &err) :
 		    env_scan(l->p, l->len, &in, &err)) < 0) {
 			snprintf(reason, sizeof(reason), "malformed envelope: %s", err);
-			o.type = (struct slice){ "", 0, false };
+			o.type = (struct jstr){ "", 0, false };
 			put_invalid(out, &o, l, reason, l->truncated ? NULL : l->p,
 			    l->len, c);
 			return;
@@ -153,7 +153,7 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 		return;
 	} else if (in.has_raw) {
 		buf_reset(scratch);
-		slice_decode(scratch, in.raw);
+		jstr_decode(scratch, in.raw);
 		/* An empty raw string leaves a new buffer without memory. */
 		bp = scratch->p != NULL ? scratch->p : "";
 		bn = scratch->len;
@@ -174,8 +174,7 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 		o.has_id = true;
 		o.id = cr.id;
 		o.sha256 = sha;
-		o.body = canon->p;
-		o.body_len = canon->len;
+		o.body = (struct jval){ canon->p, canon->len };
 		env_write(out, &o);
 		c->records++;
 		c->fast++;
@@ -206,8 +205,7 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 		canon_write(canon, body, 0);
 		o.control = json_object_get_string(t);
 		o.control_len = (size_t)json_object_get_string_len(t);
-		o.body = canon->p;
-		o.body_len = canon->len;
+		o.body = (struct jval){ canon->p, canon->len };
 		env_write(out, &o);
 		c->controls++;
 		goto done;
@@ -222,8 +220,7 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 	o.has_id = true;
 	o.id = id;
 	o.sha256 = sha;
-	o.body = canon->p;
-	o.body_len = canon->len;
+	o.body = (struct jval){ canon->p, canon->len };
 	env_write(out, &o);
 	c->records++;
 done:
@@ -241,7 +238,7 @@ main(int argc, char *argv[])
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct slice fixed_type = { NULL, 0, false };
+	struct jstr fixed_type = { NULL, 0, false };
 	struct linereader in;
 	struct writer out;
 	struct buf canon = { 0 }, scratch = { 0 };
@@ -258,7 +255,8 @@ main(int argc, char *argv[])
 		case 't':
 			if (data_type_index(optarg, strlen(optarg)) < 0)
 				die(EXIT_USAGE, "option --type: unknown type '%s' (want artists, labels, masters or releases)", optarg);
-			fixed_type = (struct slice){ optarg, strlen(optarg), false };
+			/* A known type name needs no escape: it is its own JSON. */
+			fixed_type = (struct jstr){ optarg, strlen(optarg), false };
 			break;
 		case 'L':
 			max_line = (size_t)opt_ll("--max-line", optarg, 1024, 1LL << 31);
