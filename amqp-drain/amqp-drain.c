@@ -1,6 +1,7 @@
 /*
  * amqp-drain: consume the four Discogs queues and write one envelope per
- * delivery to stdout, without parsing bodies. Deliveries are settled when
+ * delivery to stdout, without parsing bodies (only a body's top-level type
+ * is read, to know a file_complete). Deliveries are settled when
  * tblload says so through the ack FIFO (--acks), or, when stdout is a
  * regular file, once the file is fsync'ed. One event loop multiplexes the
  * broker socket, stdout and the FIFO, so a full pipe never stops the
@@ -19,13 +20,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
 #include "amq.h"
 #include "buf.h"
 #include "cli.h"
-#include "canon.h"
 #include "envelope.h"
+#include "json.h"
 #include "lineio.h"
 #include "log.h"
 #include "num.h"
@@ -126,76 +125,76 @@ lost(const char *fmt, const char *detail)
 /*
  * Copy a body into the envelope as it is, turning raw CR and LF outside
  * strings into spaces. A body that cannot be valid JSON on one line (does
- * not start with '{', control bytes in strings, an unterminated string)
- * goes into "raw" instead, so the line stays parseable.
+ * not start with '{', a raw control byte in a string, an unterminated
+ * string) goes into "raw" instead, so the line stays parseable. Returns
+ * true when the body went in as "body".
  */
-static void
-put_body(struct buf *b, const char *p, size_t n)
+static bool
+put_body(struct buf *b, const char *body, size_t n)
 {
-	size_t i, start = b->len;
-	bool in_str = false;
-	unsigned char c;
+	const char *p = body, *end = body + n, *q;
+	size_t start = b->len;
+	struct jstr s;
+	char c;
 
-	for (i = 0; i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'); i++)
-		;
-	if (i == n || p[i] != '{')
+	q = json_skip_ws(p, end);
+	if (q == end || *q != '{')
 		goto raw;
-	buf_add(b, "\"body\":", 7);
+	json_key(b, "body");
 	buf_reserve(b, n);
-	for (i = 0; i < n; i++) {
-		c = (unsigned char)p[i];
-		if (in_str) {
-			if (c < 0x20)
+	while (p < end) {
+		if ((c = *p) == '"') {
+			q = json_str_end(p + 1, end, &s);
+			if (q == end || *q != '"')
 				goto undo;
-			if (c == '\\') {
-				b->p[b->len++] = (char)c;
-				if (++i == n)
-					goto undo;
-				c = (unsigned char)p[i];
-				if (c < 0x20)
-					goto undo;
-			} else if (c == '"')
-				in_str = false;
-		} else if (c == '"')
-			in_str = true;
-		else if (c == '\r' || c == '\n')
+			buf_add(b, p, (size_t)(q + 1 - p));
+			p = q + 1;
+			continue;
+		}
+		if (c == '\r' || c == '\n')
 			c = ' ';
-		else if (c < 0x20 && c != '\t')
+		else if ((unsigned char)c < 0x20 && c != '\t')
 			goto undo;
-		b->p[b->len++] = (char)c;
+		b->p[b->len++] = c;
+		p++;
 	}
-	if (in_str)
-		goto undo;
 	b->p[b->len] = '\0';
-	return;
+	return true;
 undo:
 	b->len = start;
 raw:
-	buf_add(b, "\"raw\":", 6);
-	buf_json_str_lossy(b, p, n);
+	json_key(b, "raw");
+	json_put_str_lossy(b, body, n);
+	return false;
 }
 
-/* Is this body a control message? Only bodies naming one are parsed. */
+/*
+ * Is this body a control message? It is when its top-level "type" (the
+ * last one, if repeated) is a string that decodes to exactly file_complete,
+ * as json-c would decode it: "file_\u0063omplete" is one, "file_complete
+ * \u0000x" is not. Only the top level is read, but all of it; nested
+ * values are skipped, not checked (docs/protocol.md). A body with neither
+ * the name nor a \u00 escape in it cannot name it and is not read at all.
+ */
 static bool
-is_control(const char *p, size_t n, char *what, size_t whatsz)
+is_control(const char *p, size_t n)
 {
-	struct json_object *o, *t;
-	const char *err;
-	bool yes = false;
+	const char *end = p + n;
+	struct jval v, type = { NULL, 0 };
+	struct jstr key, s;
+	struct jiter it;
+	int rc;
 
-	if (memmem(p, n, "\"file_complete\"", 15) == NULL)
+	if (memmem(p, n, "file_complete", 13) == NULL && memmem(p, n, "\\u00", 4) == NULL)
 		return false;
-	if ((o = json_parse_strict(p, n, &err)) == NULL)
+	p = json_skip_ws(p, end);
+	if (jiter_object(&it, (struct jval){ p, (size_t)(end - p) }) < 0)
 		return false;
-	if (json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "type", &t) &&
-	    json_object_is_type(t, json_type_string) &&
-	    json_object_get_string_len(t) == 13 &&	/* no "file_complete\u0000x" */
-	    memcmp(json_object_get_string(t), "file_complete", 13) == 0) {
-		snprintf(what, whatsz, "%s", json_object_get_string(t));
-		yes = true;
-	}
-	json_object_put(o);
-	return yes;
+	while ((rc = jiter_member(&it, &key, &v)) == 1)
+		if (jstr_eq(key, "type"))
+			type = v;
+	return rc == 0 && json_skip_ws(it.p, end) == end && json_string(type, &s) &&
+	    jstr_eq(s, "file_complete");
 }
 
 static void
@@ -351,7 +350,6 @@ static void
 deliver(void)
 {
 	const char *body = cur.body.p ? cur.body.p : "";
-	char what[32];
 	int t = data_type_index(cur.rk, strlen(cur.rk));
 	bool control;
 	struct logrec *r;
@@ -362,23 +360,26 @@ deliver(void)
 	if (cur.redelivered)
 		nredelivered++;
 	last_delivery = now_mono();
-	control = is_control(body, cur.body.len, what, sizeof(what));
 	if (t >= 0) {
 		cons[t].count++;
 		cons[t].last_time = now_wall();
 	}
 	/* The header: the routing key is the type, written escaped whatever it is. */
-	buf_add(&out, "{\"type\":\"", 9);
-	json_escape(&out, cur.rk, strlen(cur.rk));
-	buf_add(&out, "\",", 2);
+	json_open(&out, '{');
+	json_key(&out, "type");
+	json_put_str(&out, cur.rk, strlen(cur.rk));
 	/* A control message is settled by tblload too: only after the records
 	 * ahead of it are committed may the broker forget it, or a pipeline
 	 * that died in between would never see that file complete again. */
-	if (mode == M_PIPE)
-		buf_printf(&out, "\"conn\":\"%s\",\"tag\":%llu,", conn_id,
-		    (unsigned long long)cur.tag);
-	put_body(&out, body, cur.body.len);
-	buf_add(&out, "}\n", 2);
+	if (mode == M_PIPE) {
+		json_key(&out, "conn");
+		json_put_str(&out, conn_id, strlen(conn_id));
+		json_key(&out, "tag");
+		json_put_uint(&out, cur.tag);
+	}
+	control = put_body(&out, body, cur.body.len) && is_control(body, cur.body.len);
+	json_close(&out, '}');
+	buf_addc(&out, '\n');
 
 	if (mode == M_CAPTURE)
 		captured_tag = cur.tag;
@@ -415,7 +416,7 @@ cancel_consumer(int t)
 static void
 handle_method(const amqp_frame_t *f)
 {
-	amqp_basic_deliver_t *d;
+	amqp_basic_deliver_t *del;
 	amqp_channel_close_t *cc;
 	amqp_connection_close_t *xc;
 	amqp_basic_cancel_ok_t *ok;
@@ -424,13 +425,13 @@ handle_method(const amqp_frame_t *f)
 
 	switch (f->payload.method.id) {
 	case AMQP_BASIC_DELIVER_METHOD:
-		d = f->payload.method.decoded;
+		del = f->payload.method.decoded;
 		cur.active = true;
-		cur.tag = d->delivery_tag;
-		cur.redelivered = d->redelivered;
+		cur.tag = del->delivery_tag;
+		cur.redelivered = del->redelivered;
 		cur.have_size = false;
-		snprintf(cur.rk, sizeof(cur.rk), "%.*s", (int)d->routing_key.len,
-		    (char *)d->routing_key.bytes);
+		snprintf(cur.rk, sizeof(cur.rk), "%.*s", (int)del->routing_key.len,
+		    (char *)del->routing_key.bytes);
 		buf_reset(&cur.body);
 		break;
 	case AMQP_BASIC_CANCEL_OK_METHOD:
@@ -540,20 +541,24 @@ check_depths(void)
 
 	if (amq_channel_open(conn, CH_CHECK, err, sizeof(err)) < 0)
 		die(EXIT_TEMPFAIL, "RabbitMQ: %s", err);
-	buf_addc(&b, '{');
+	json_open(&b, '{');
 	for (t = 0; t < NTYPES; t++) {
 		amq_queue_name(t, q, sizeof(q));
+		json_key(&b, data_types[t]);
 		if ((n = amq_queue_depth(conn, CH_CHECK, q, err, sizeof(err))) < 0) {
 			log_msg(LOG_WARNING, "⚠️ Queue %s: %s", q, err);
 			if (amq_channel_open(conn, CH_CHECK, err, sizeof(err)) < 0)
 				die(EXIT_TEMPFAIL, "RabbitMQ: %s", err);
-			buf_printf(&b, "\"%s\":null,", data_types[t]);
+			json_put_null(&b);
 			continue;
 		}
 		total += n;
-		buf_printf(&b, "\"%s\":%ld,", data_types[t], n);
+		json_put_int(&b, n);
 	}
-	buf_printf(&b, "\"total\":%ld}\n", total);
+	json_key(&b, "total");
+	json_put_int(&b, total);
+	json_close(&b, '}');
+	buf_addc(&b, '\n');
 	if (write_all(STDOUT_FILENO, b.p, b.len) < 0)
 		die(EXIT_TEMPFAIL, "stdout: %s", strerror(errno));
 	buf_free(&b);
@@ -695,45 +700,86 @@ read_options(int argc, char *argv[])
 
 /* ---- the loop ------------------------------------------------------------ */
 
+/* A list of the types in mask, as an array of names. */
+static void
+put_types(struct buf *b, const char *key, unsigned mask)
+{
+	int t;
+
+	json_key(b, key);
+	json_open(b, '[');
+	for (t = 0; t < NTYPES; t++)
+		if (mask & (1u << t))
+			json_put_str(b, data_types[t], strlen(data_types[t]));
+	json_close(b, ']');
+}
+
+/* A count for each type, as an object. */
+static void
+put_by_type(struct buf *b, const char *key, const unsigned long long v[NTYPES])
+{
+	int t;
+
+	json_key(b, key);
+	json_open(b, '{');
+	for (t = 0; t < NTYPES; t++) {
+		json_key(b, data_types[t]);
+		json_put_uint(b, v[t]);
+	}
+	json_close(b, '}');
+}
+
 /* The state file read by tblhealth (docs/state.md). */
 static void
 write_state(double min_interval, const char *state)
 {
 	struct buf *b = state_begin(&sf, min_interval);
-	const char *sep;
+	unsigned long long count[NTYPES], acked[NTYPES], rejected[NTYPES];
+	unsigned active = 0, complete = 0;
+	const char *m = mode == M_PIPE ? "pipeline" : "capture";
 	int t;
 
 	if (b == NULL)
 		return;
-	buf_printf(b, ",\"state\":\"%s\",\"connection\":\"%s\",\"mode\":\"%s\",\"prefetch\":%lld",
-	    state, conn_id, mode == M_PIPE ? "pipeline" : "capture", opt.prefetch);
-	buf_adds(b, ",\"active_consumers\":[");
-	for (t = 0, sep = ""; t < NTYPES; t++)
-		if (cons[t].active) {
-			buf_printf(b, "%s\"%s\"", sep, data_types[t]);
-			sep = ",";
-		}
-	buf_adds(b, "],\"completed_files\":[");
-	for (t = 0, sep = ""; t < NTYPES; t++)
-		if (cons[t].complete) {
-			buf_printf(b, "%s\"%s\"", sep, data_types[t]);
-			sep = ",";
-		}
-	buf_adds(b, "],\"message_counts\":{");
-	for (t = 0; t < NTYPES; t++)
-		buf_printf(b, "%s\"%s\":%llu", t ? "," : "", data_types[t], cons[t].count);
-	buf_adds(b, "},\"last_message_time\":{");
-	for (t = 0; t < NTYPES; t++)
-		buf_printf(b, "%s\"%s\":%.6f", t ? "," : "", data_types[t], cons[t].last_time);
-	buf_adds(b, "},\"acked_by_type\":{");
-	for (t = 0; t < NTYPES; t++)
-		buf_printf(b, "%s\"%s\":%llu", t ? "," : "", data_types[t], cons[t].acked);
-	buf_adds(b, "},\"rejected_by_type\":{");
-	for (t = 0; t < NTYPES; t++)
-		buf_printf(b, "%s\"%s\":%llu", t ? "," : "", data_types[t], cons[t].rejected);
-	buf_printf(b, "},\"deliveries\":%llu,\"acked\":%llu,\"rejected\":%llu,\"controls\":%llu,"
-	    "\"redelivered\":%llu,\"unsettled\":%zu", ndeliveries, nacked, nrejected, ncontrols,
-	    nredelivered, win.open);
+	for (t = 0; t < NTYPES; t++) {
+		active |= cons[t].active ? 1u << t : 0;
+		complete |= cons[t].complete ? 1u << t : 0;
+		count[t] = cons[t].count;
+		acked[t] = cons[t].acked;
+		rejected[t] = cons[t].rejected;
+	}
+	json_key(b, "state");
+	json_put_str(b, state, strlen(state));
+	json_key(b, "connection");
+	json_put_str(b, conn_id, strlen(conn_id));
+	json_key(b, "mode");
+	json_put_str(b, m, strlen(m));
+	json_key(b, "prefetch");
+	json_put_int(b, opt.prefetch);
+	put_types(b, "active_consumers", active);
+	put_types(b, "completed_files", complete);
+	put_by_type(b, "message_counts", count);
+	json_key(b, "last_message_time");
+	json_open(b, '{');
+	for (t = 0; t < NTYPES; t++) {
+		json_key(b, data_types[t]);
+		json_put_fixed(b, cons[t].last_time, 6);
+	}
+	json_close(b, '}');
+	put_by_type(b, "acked_by_type", acked);
+	put_by_type(b, "rejected_by_type", rejected);
+	json_key(b, "deliveries");
+	json_put_uint(b, ndeliveries);
+	json_key(b, "acked");
+	json_put_uint(b, nacked);
+	json_key(b, "rejected");
+	json_put_uint(b, nrejected);
+	json_key(b, "controls");
+	json_put_uint(b, ncontrols);
+	json_key(b, "redelivered");
+	json_put_uint(b, nredelivered);
+	json_key(b, "unsettled");
+	json_put_uint(b, win.open);
 	state_commit(&sf);
 }
 
