@@ -1,7 +1,7 @@
 /*
  * JSON text, read and written in one place.
  *
- * Reading is a bounds-checked scanner over text that is not trusted to be
+ * Reading (json.c) is a bounds-checked scanner over text that is not trusted to be
  * JSON. Nothing is built: a value is a struct jval, its text as it stands,
  * and a string's contents a struct jstr, still escaped. Every step stops
  * at the end of the text, so text that is not JSON gives an error (-1,
@@ -10,7 +10,7 @@
  * free of raw control bytes. Strict validation is json-c's
  * (json_parse_strict, canon.h) and the canonical check's (canonform.h).
  *
- * Writing appends to a struct buf. Text comes in three kinds, each with
+ * Writing (json_write.c) appends to a struct buf. Text comes in three kinds, each with
  * its own type and its own call, so that nothing is escaped twice or not
  * at all:
  *   plain text (const char *, size_t), escaped on output: json_put_str;
@@ -152,6 +152,13 @@ void	json_put_null(struct buf *);
 /* The contents of a string for plain text: escaped, without quotes and
  * without a comma (a struct jstr can be made of them). */
 void	json_escape(struct buf *, const char *plain, size_t);
+
+/*
+ * For each byte: 1 when a string must escape it ('"', '\\', below 0x20),
+ * 2 when it is above 0x7f. The scanner stops at them, the writer escapes
+ * by them.
+ */
+extern const unsigned char json_byte_class[256];
 
 /* Length of the valid UTF-8 sequence at p (1-4), or 0 if it is invalid. */
 size_t	utf8_seqlen(const unsigned char *, size_t);
