@@ -124,94 +124,111 @@ parse_ull(struct jval s, unsigned long long *out)
 	return 0;
 }
 
-/* Begin reading a header: the line must hold an object. */
+/* A member that must be an unsigned decimal integer up to max. */
 static int
-header_begin(struct jiter *it, const char *line, size_t len, const char **err)
+member_uint(const struct member *m, unsigned long long max, unsigned long long *out)
+{
+	return m->kind == V_NUM && parse_ull(m->val, out) == 0 && *out <= max ? 0 : -1;
+}
+
+/*
+ * Read the members of a header, giving each to fn (the body too, which
+ * ends it). Returns the kind that ended it (V_END, V_CUT or V_BODY), or -1
+ * with *err set, by the reader or by fn.
+ */
+static int
+read_header(const char *line, size_t len, bool body, bool partial,
+    int (*fn)(void *, const struct member *, const char **), void *arg, const char **err)
 {
 	const char *p = json_skip_ws(line, line + len);
+	struct member m;
+	struct jiter it;
 
-	if (jiter_object(it, (struct jval){ p, (size_t)(line + len - p) }) < 0) {
-		*err = it->err;
+	if (jiter_object(&it, (struct jval){ p, (size_t)(line + len - p) }) < 0) {
+		*err = it.err;
 		return -1;
 	}
+	for (;;) {
+		if (next_member(&it, &m, body, partial, err) < 0)
+			return -1;
+		if (m.kind == V_END || m.kind == V_CUT)
+			return m.kind;
+		if (fn(arg, &m, err) < 0)
+			return -1;
+		if (m.kind == V_BODY)
+			return V_BODY;
+	}
+}
+
+static int
+env_member(void *arg, const struct member *m, const char **err)
+{
+	struct envelope *e = arg;
+	unsigned long long u;
+	struct jstr *str = NULL;
+
+	if (m->kind == V_BODY) {
+		if (m->val.n == 0) {
+			*err = "empty body";
+			return -1;
+		}
+		e->body = m->val;
+		e->has_body = true;
+		return 0;
+	}
+	if (jstr_eq(m->key, "type"))
+		str = &e->type;
+	else if (jstr_eq(m->key, "conn"))
+		str = &e->conn;
+	else if (jstr_eq(m->key, "sha256"))
+		str = &e->sha256;
+	else if (jstr_eq(m->key, "control"))
+		str = &e->control;
+	else if (jstr_eq(m->key, "invalid"))
+		str = &e->invalid;
+	else if (jstr_eq(m->key, "raw"))
+		str = &e->raw;
+	else if (jstr_eq(m->key, "tag")) {
+		if (member_uint(m, ULLONG_MAX, &e->tag) < 0) {
+			*err = "tag is not an unsigned integer";
+			return -1;
+		}
+		e->has_tag = true;
+	} else if (jstr_eq(m->key, "id")) {
+		if (member_uint(m, LLONG_MAX, &u) < 0) {
+			*err = "id is not an unsigned integer";
+			return -1;
+		}
+		e->id = (long long)u;
+		e->has_id = true;
+	}
+	/* Other members are ignored, for later additions. */
+	if (str == NULL)
+		return 0;
+	if (m->kind != V_STR) {
+		*err = "header member is not a string";
+		return -1;
+	}
+	*str = m->str;
+	if (str == &e->raw)
+		e->has_raw = true;
 	return 0;
 }
 
 static int
 env_scan1(const char *line, size_t len, struct envelope *e, bool partial, const char **err)
 {
-	unsigned long long u;
-	struct member m;
-	struct jiter it;
-	struct jstr *str;
-	bool cut = false;
+	int end;
 
 	memset(e, 0, sizeof(*e));
-	if (header_begin(&it, line, len, err) < 0)
+	if ((end = read_header(line, len, true, partial, env_member, e, err)) < 0)
 		return -1;
-	for (;;) {
-		if (next_member(&it, &m, true, partial, err) < 0)
-			return -1;
-		if (m.kind == V_END)
-			break;
-		if (m.kind == V_CUT) {
-			/* The rest is cut off: keep the members read so far. */
-			cut = true;
-			break;
-		}
-		if (m.kind == V_BODY) {
-			if (m.val.n == 0) {
-				*err = "empty body";
-				return -1;
-			}
-			e->body = m.val;
-			e->has_body = true;
-			break;
-		}
-		str = NULL;
-		if (jstr_eq(m.key, "type"))
-			str = &e->type;
-		else if (jstr_eq(m.key, "conn"))
-			str = &e->conn;
-		else if (jstr_eq(m.key, "sha256"))
-			str = &e->sha256;
-		else if (jstr_eq(m.key, "control"))
-			str = &e->control;
-		else if (jstr_eq(m.key, "invalid"))
-			str = &e->invalid;
-		else if (jstr_eq(m.key, "raw"))
-			str = &e->raw;
-		else if (jstr_eq(m.key, "tag")) {
-			if (m.kind != V_NUM || parse_ull(m.val, &u) < 0) {
-				*err = "tag is not an unsigned integer";
-				return -1;
-			}
-			e->tag = u;
-			e->has_tag = true;
-		} else if (jstr_eq(m.key, "id")) {
-			if (m.kind != V_NUM || parse_ull(m.val, &u) < 0 || u > LLONG_MAX) {
-				*err = "id is not an unsigned integer";
-				return -1;
-			}
-			e->id = (long long)u;
-			e->has_id = true;
-		}
-		/* Other members are ignored, for later additions. */
-		if (str == NULL)
-			continue;
-		if (m.kind != V_STR) {
-			*err = "header member is not a string";
-			return -1;
-		}
-		*str = m.str;
-		if (str == &e->raw)
-			e->has_raw = true;
-	}
 	if (e->type.p == NULL) {
 		*err = "no type";
 		return -1;
 	}
-	if (!cut && !e->has_body && !e->has_raw && e->invalid.p == NULL) {
+	/* A cut header keeps the members read so far, with or without a body. */
+	if (end != V_CUT && !e->has_body && !e->has_raw && e->invalid.p == NULL) {
 		*err = "no body";
 		return -1;
 	}
@@ -275,34 +292,40 @@ env_write(struct buf *b, const struct envelope_out *o)
 	buf_addc(b, '\n');
 }
 
+struct frame {
+	struct jstr	*type;
+	long long	*n;
+	bool		 have_n;
+};
+
+static int
+frame_member(void *arg, const struct member *m, const char **err)
+{
+	struct frame *f = arg;
+	unsigned long long u;
+
+	if (jstr_eq(m->key, "batch") && m->kind == V_STR)
+		*f->type = m->str;
+	else if (jstr_eq(m->key, "n")) {
+		if (member_uint(m, 100000000, &u) < 0) {
+			*err = "bad batch size";
+			return -1;
+		}
+		*f->n = (long long)u;
+		f->have_n = true;
+	}
+	return 0;
+}
+
 int
 frame_scan(const char *line, size_t len, struct jstr *type, long long *n, const char **err)
 {
-	unsigned long long u;
-	struct member m;
-	struct jiter it;
-	bool have_n = false;
+	struct frame f = { type, n, false };
 
 	type->p = NULL;
-	if (header_begin(&it, line, len, err) < 0)
+	if (read_header(line, len, false, false, frame_member, &f, err) < 0)
 		return -1;
-	for (;;) {
-		if (next_member(&it, &m, false, false, err) < 0)
-			return -1;
-		if (m.kind == V_END)
-			break;
-		if (jstr_eq(m.key, "batch") && m.kind == V_STR)
-			*type = m.str;
-		else if (jstr_eq(m.key, "n")) {
-			if (m.kind != V_NUM || parse_ull(m.val, &u) < 0 || u > 100000000) {
-				*err = "bad batch size";
-				return -1;
-			}
-			*n = (long long)u;
-			have_n = true;
-		}
-	}
-	if (type->p == NULL || !have_n) {
+	if (type->p == NULL || !f.have_n) {
 		*err = "not a batch header";
 		return -1;
 	}
@@ -321,44 +344,49 @@ frame_write(struct buf *b, struct jstr type, long long n)
 	buf_addc(b, '\n');
 }
 
+struct settle_read {
+	struct settle	*s;
+	bool		 have_op, have_tag;
+};
+
+static int
+settle_member(void *arg, const struct member *m, const char **err)
+{
+	struct settle_read *r = arg;
+
+	if (jstr_eq(m->key, "op") && m->kind == V_STR) {
+		if (jstr_eq(m->str, "ack"))
+			r->s->reject = false;
+		else if (jstr_eq(m->str, "reject"))
+			r->s->reject = true;
+		else {
+			*err = "op is neither ack nor reject";
+			return -1;
+		}
+		r->have_op = true;
+	} else if (jstr_eq(m->key, "conn") && m->kind == V_STR)
+		r->s->conn = m->str;
+	else if (jstr_eq(m->key, "reason") && m->kind == V_STR)
+		r->s->reason = m->str;
+	else if (jstr_eq(m->key, "tag")) {
+		if (member_uint(m, ULLONG_MAX, &r->s->tag) < 0) {
+			*err = "tag is not an unsigned integer";
+			return -1;
+		}
+		r->have_tag = true;
+	}
+	return 0;
+}
+
 int
 settle_scan(const char *line, size_t len, struct settle *s, const char **err)
 {
-	struct member m;
-	struct jiter it;
-	bool have_op = false, have_tag = false;
+	struct settle_read r = { s, false, false };
 
 	memset(s, 0, sizeof(*s));
-	if (header_begin(&it, line, len, err) < 0)
+	if (read_header(line, len, false, false, settle_member, &r, err) < 0)
 		return -1;
-	for (;;) {
-		if (next_member(&it, &m, false, false, err) < 0)
-			return -1;
-		if (m.kind == V_END)
-			break;
-		if (jstr_eq(m.key, "op") && m.kind == V_STR) {
-			if (jstr_eq(m.str, "ack"))
-				s->reject = false;
-			else if (jstr_eq(m.str, "reject"))
-				s->reject = true;
-			else {
-				*err = "op is neither ack nor reject";
-				return -1;
-			}
-			have_op = true;
-		} else if (jstr_eq(m.key, "conn") && m.kind == V_STR)
-			s->conn = m.str;
-		else if (jstr_eq(m.key, "reason") && m.kind == V_STR)
-			s->reason = m.str;
-		else if (jstr_eq(m.key, "tag")) {
-			if (m.kind != V_NUM || parse_ull(m.val, &s->tag) < 0) {
-				*err = "tag is not an unsigned integer";
-				return -1;
-			}
-			have_tag = true;
-		}
-	}
-	if (!have_op || !have_tag || s->conn.p == NULL) {
+	if (!r.have_op || !r.have_tag || s->conn.p == NULL) {
 		*err = "settle line needs op, conn and tag";
 		return -1;
 	}
