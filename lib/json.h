@@ -1,18 +1,18 @@
 /*
  * JSON text, read and written in one place.
  *
- * Reading (json.c) is a bounds-checked scanner over text that is not trusted to be
- * JSON. Nothing is built: a value is a struct jval, its text as it stands,
- * and a string's contents a struct jstr, still escaped. Every step stops
+ * Reading (json.c) is a bounds-checked scanner over text that is not
+ * trusted to be JSON. Nothing is built: a value is a struct jval, its text
+ * as it stands, and a string's contents a struct jstr, still escaped. Every step stops
  * at the end of the text, so text that is not JSON gives an error (-1,
  * NULL or a J_NONE value), never a read outside it. What is only skipped
  * is only matched, not validated: brackets balanced, strings closed and
  * free of raw control bytes. Strict validation is json-c's
  * (json_parse_strict, canon.h) and the canonical check's (canonform.h).
  *
- * Writing (json_write.c) appends to a struct buf. Text comes in three kinds, each with
- * its own type and its own call, so that nothing is escaped twice or not
- * at all:
+ * Writing (json_write.c) appends to a struct buf. Text comes in three
+ * kinds, each with its own type and its own call, so that nothing is
+ * escaped twice or not at all:
  *   plain text (const char *, size_t), escaped on output: json_put_str;
  *   a struct jstr, already escaped as it was read: json_put_escaped;
  *   a struct jval, JSON text: json_put_raw.
@@ -117,6 +117,7 @@ jstr_eq(struct jstr s, const char *plain)
 		return jstr_eq_escaped(s, plain);
 	return s.n == n && (n == 0 || memcmp(s.p, plain, n) == 0);
 }
+
 /* Append s's contents, decoded. An escaped lone surrogate becomes U+FFFD,
  * as json-c makes it. */
 void	jstr_decode(struct buf *, struct jstr s);
@@ -155,8 +156,8 @@ void	json_escape(struct buf *, const char *plain, size_t);
 
 /*
  * For each byte: 1 when a string must escape it ('"', '\\', below 0x20),
- * 2 when it is above 0x7f. The scanner stops at them, the writer escapes
- * by them.
+ * 2 when it is above 0x7f: where the scanner stops in a string, what the
+ * writer escapes.
  */
 extern const unsigned char json_byte_class[256];
 
