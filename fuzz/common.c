@@ -60,10 +60,12 @@ fuzz_cstr(const uint8_t *data, size_t size)
 bool
 fuzz_utf8(const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	const unsigned char *p = (const unsigned char *)s, *end;
 	size_t k;
 
-	while (p < end) {
+	if (n == 0)
+		return true;	/* s may be an empty buf's NULL */
+	for (end = p + n; p < end;) {
 		if (*p < 0x80) {
 			p++;
 			continue;

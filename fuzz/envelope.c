@@ -121,6 +121,7 @@ check_prefixes(const char *line, size_t len, const struct envelope *whole)
 {
 	struct envelope p;
 	const char *err;
+	char *buf = malloc(len), *cut;
 	size_t k, upto = len;
 
 	/* Past the start of the body or raw string every cut reads the same. */
@@ -129,8 +130,14 @@ check_prefixes(const char *line, size_t len, const struct envelope *whole)
 	else if (whole->has_raw)
 		upto = (size_t)(whole->raw.p - line) + 2;
 	for (k = 0; k < len && k < upto; k++) {
-		char *cut = malloc(k ? k : 1);
-
+		/* Inside the text of a long string every cut reads the same too:
+		 * past the first bytes, cut only next to JSON's own characters
+		 * (a long "invalid" reason would cost a scan per byte). */
+		if (k > 256 && !strchr("\"\\:,{}-0123456789", line[k - 1]) &&
+		    !strchr("\"\\:,{}-0123456789", line[k]))
+			continue;
+		/* The cut ends where the allocation does: ASan sees a read past it. */
+		cut = buf + len - k;
 		memcpy(cut, line, k);
 		if (env_scan_prefix(cut, k, &p, &err) == 0) {
 			CHECK(same(p.type, whole->type), "a cut at %zu gives type %.*s: %s", k,
@@ -144,8 +151,8 @@ check_prefixes(const char *line, size_t len, const struct envelope *whole)
 			CHECK(p.sha256.p == NULL || same(p.sha256, whole->sha256),
 			    "a cut at %zu gives another sha256: %s", k, line);
 		}
-		free(cut);
 	}
+	free(buf);
 }
 
 int

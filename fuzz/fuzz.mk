@@ -28,7 +28,7 @@ fuzz_batch_SRC     = tblload/batch.c tblload/rows.c
 fuzz_xrec_SRC      = tblxml/xrec.c
 fuzz_xrec_LIBS     = -lexpat -lz
 fuzz_amqurl_LIBS   = -lrabbitmq -lssl
-fuzz_state_SRC     = tblhealth/report.c
+fuzz_state_SRC     = $(filter-out tblhealth/tblhealth.c tblhealth/http.c,$(wildcard tblhealth/*.c))
 fuzz_state_LIBS    = -lm
 
 .PHONY: fuzz fuzz-build

@@ -37,10 +37,10 @@ struct totals {
 
 static struct {
 	const char	*acks, *rejects, *copy_out;
-	bool		 dry_run;
+	bool		 dry_run, check_config;
 	double		 retry_max;
 	size_t		 max_line;
-} opt = { NULL, NULL, NULL, false, 300, 64 << 20 };
+} opt = { NULL, NULL, NULL, false, false, 300, 64 << 20 };
 
 static struct db *db;
 static int ack_fd = -1;
@@ -64,6 +64,7 @@ static unsigned long long hist[NELEM(hist_le) + 1];
 static const char *usage_text =
     "usage: tblload [--acks file] [--rejects file] [--retry-max seconds]\n"
     "               [--dry-run | --copy-out dir] [--max-line n]\n"
+    "       tblload --check-config\n"
     "      --acks file        after each commit, write a settle line per delivery\n"
     "                         (a FIFO read by amqp-drain, or a regular file)\n"
     "      --rejects file     append every rejected message, with its reason, as NDJSON\n"
@@ -72,10 +73,13 @@ static const char *usage_text =
     "  -n, --dry-run          print the rows that would be written, as NDJSON; no database\n"
     "      --copy-out dir     write the rows as COPY text files <table>.copy; no database\n"
     "      --max-line n       longest line read whole (default 67108864)\n"
+    "      --check-config     check the options and the environment, then exit\n"
+    "                         (nothing is connected to)\n"
     "  -h, --help             show this help\n"
     "  -V, --version          show the version\n"
-    "PostgreSQL: POSTGRES_ADDRESS (host[:port]), POSTGRES_USERNAME, POSTGRES_PASSWORD,\n"
-    "POSTGRES_DATABASE; libpq's PG* variables fill what is not set.\n";
+    "PostgreSQL: POSTGRES_ADDRESS (host[:port]), POSTGRES_USERNAME, POSTGRES_PASSWORD\n"
+    "or POSTGRES_PASSWORD_FILE, POSTGRES_DATABASE, POSTGRES_SSLMODE, POSTGRES_SSLROOTCERT,\n"
+    "POSTGRES_SSLCERT, POSTGRES_SSLKEY; libpq's PG* variables fill what is not set.\n";
 
 /* ---- state file (docs/state.md) -------------------------------------------- */
 
@@ -595,6 +599,7 @@ read_options(int argc, char *argv[])
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "copy-out", required_argument, NULL, 'C' },
 		{ "max-line", required_argument, NULL, 'L' },
+		{ "check-config", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -616,6 +621,9 @@ read_options(int argc, char *argv[])
 			break;
 		case 'n':
 			opt.dry_run = true;
+			break;
+		case 'K':
+			opt.check_config = true;
 			break;
 		case 'C':
 			opt.copy_out = optarg;
@@ -725,6 +733,11 @@ main(int argc, char *argv[])
 
 	log_init("tblload");
 	read_options(argc, argv);
+	if (opt.check_config) {
+		/* The connection settings are read (and refused) here. */
+		db_close(db_new());
+		return EXIT_OK;
+	}
 	ignore_sigpipe();
 	catch_stop_signals();
 	sink.fmt = opt.dry_run ? SINK_JSON : SINK_COPY;

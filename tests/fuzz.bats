@@ -33,12 +33,19 @@ setup_file() {
 	fi
 }
 
-# smoke TARGET: fuzz it for FUZZ_SECONDS on a copy of its seeds.
+# smoke TARGET: fuzz it for FUZZ_SECONDS on a copy of its seeds. A failing
+# input and its report are kept in $FUZZ_BUILD/crashes/TARGET/ (the test's
+# directory goes), to be added to fuzz/regress/TARGET/ once fixed.
 smoke() {
+	local keep=$FUZZ_BUILD/crashes/$1
 	run --separate-stderr "$TBL_ROOT/fuzz/run" --seconds "$FUZZ_SECONDS" \
 		--work "$BATS_TEST_TMPDIR" "$1"
 	echo "$output"
-	((status == 0)) || flunk "fuzz target $1 failed: $output"
+	if ((status != 0)); then
+		mkdir -p "$keep"
+		cp "$BATS_TEST_TMPDIR/crashes/$1"/* "$BATS_TEST_TMPDIR/logs/$1.log" "$keep"/ 2>/dev/null || true
+		flunk "fuzz target $1 failed (input and report kept in $keep): $output"
+	fi
 	[[ $output == *"fuzz/run: $1: "*" executions in "*", crashes 0"* ]] ||
 		flunk "no summary line: $output"
 }
