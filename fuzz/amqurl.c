@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "amq.h"
+#include "amqurl.h"
 #include "fuzz.h"
 
 static struct buf url, want;

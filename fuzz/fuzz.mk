@@ -27,7 +27,6 @@ fuzz_rows_SRC      = tblload/rows.c
 fuzz_batch_SRC     = tblload/batch.c tblload/rows.c
 fuzz_xrec_SRC      = tblxml/xrec.c
 fuzz_xrec_LIBS     = -lexpat -lz
-fuzz_amqurl_LIBS   = -lrabbitmq -lssl
 fuzz_state_SRC     = $(filter-out tblhealth/tblhealth.c tblhealth/http.c,$(wildcard tblhealth/*.c))
 fuzz_state_LIBS    = -lm
 
