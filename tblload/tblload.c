@@ -1,18 +1,30 @@
 /*
  * tblload: read batches of envelopes (from tblbatch) and keep them in
- * PostgreSQL. Each batch is one transaction: COPY into a staging table, the
- * last record of each id wins, then an upsert that skips unchanged records
- * by hash. A batch PostgreSQL refuses is split until the refused rows are
- * found; the rest is committed. After each commit, one settle line per
- * delivery goes to the ack file, so amqp-drain can ack or reject it.
+ * PostgreSQL. Each batch is committed in one transaction (with other
+ * batches of its type that wait, when there is a backlog): the stored
+ * hashes are read, new records COPYed, changed ones upserted, unchanged
+ * ones skipped; the last record of each id wins. A batch PostgreSQL refuses
+ * is split until the refused rows are found; the rest is committed. After
+ * each commit, one settle line per delivery goes to the ack file, so
+ * amqp-drain can ack or reject it.
+ *
+ * With --jobs N, N connections commit at once, each on a thread of its own
+ * (worker.c). This thread reads what the reader thread hands over, gives
+ * the workers batches such that no two batches in flight hold the same id
+ * (so each id's versions are committed in the order they came), settles,
+ * and keeps the state file.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,7 +38,15 @@
 #include "reader.h"
 #include "rows.h"
 #include "state.h"
+#include "sync.h"
 #include "util.h"
+#include "worker.h"
+
+#define JOBS_DEFAULT	2
+#define MERGE_DEFAULT	1000
+#define CONTROLS_MAX	1024	/* control messages waiting for batches before them */
+#define READ_BUDGET_MB	4	/* memory for batches read ahead, and per connection: */
+#define READ_BUDGET_JOB_MB 4
 
 struct totals {
 	long long	 inserted, updated, unchanged, rejected, duplicates, controls, nuls;
@@ -38,35 +58,42 @@ static struct {
 	bool		 dry_run;
 	double		 retry_max;
 	size_t		 max_line;
-} opt = { NULL, NULL, NULL, false, 300, 64 << 20 };
+	int		 jobs;
+	long long	 merge;
+} opt = { NULL, NULL, NULL, false, 300, 64 << 20, JOBS_DEFAULT, MERGE_DEFAULT };
 
-static struct db *db;
 static int ack_fd = -1;
 static bool ack_lost;
 static FILE *rejects_fp;
 static FILE *copy_fp[NTABLES];
-static struct sink sink;
-static struct buf settle;
+static struct sink sink;	/* --dry-run, --copy-out */
+static struct buf settle;	/* this thread's settle lines */
 static struct totals grand;
+/* reject() runs on the workers too: this guards what it changes. */
+static pthread_mutex_t reject_mu = PTHREAD_MUTEX_INITIALIZER;
 static int exit_status = EXIT_OK;
-static double outage_since;	/* 0, or when the current run of failures began */
 static struct statefile sf;
 static struct totals by_type[NTYPES];
 static unsigned long long nbatches;
 static double last_commit, batch_seconds_sum;
-static char last_error[1024];
+static bool connecting = true;
 /* Batch durations, for the histogram in /metrics: upper bounds in seconds. */
 static const double hist_le[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
 static unsigned long long hist[NELEM(hist_le) + 1];
 
 static const char *usage_text =
     "usage: tblload [--acks file] [--rejects file] [--retry-max seconds]\n"
-    "               [--dry-run | --copy-out dir] [--max-line n]\n"
+    "               [--jobs n|auto] [--merge n] [--dry-run | --copy-out dir] [--max-line n]\n"
     "      --acks file        after each commit, write a settle line per delivery\n"
     "                         (a FIFO read by amqp-drain, or a regular file)\n"
     "      --rejects file     append every rejected message, with its reason, as NDJSON\n"
     "      --retry-max s      how long to retry while PostgreSQL is unavailable\n"
     "                         (default TBLLOAD_RETRY_MAX or 300; 0 retries forever)\n"
+    "  -j, --jobs n|auto      connections committing at once, 1 to 64; auto: one per\n"
+    "                         local core (default TBLLOAD_JOBS or 2)\n"
+    "      --merge n          commit batches of a type that wait together, up to n\n"
+    "                         records a transaction (default TBLLOAD_MERGE or 1000;\n"
+    "                         0: never)\n"
     "  -n, --dry-run          print the rows that would be written, as NDJSON; no database\n"
     "      --copy-out dir     write the rows as COPY text files <table>.copy; no database\n"
     "      --max-line n       longest line read whole (default 67108864)\n"
@@ -77,28 +104,62 @@ static const char *usage_text =
 
 /* ---- state file (docs/state.md) -------------------------------------------- */
 
+static struct worker *wk;	/* the workers, opt.jobs of them */
+
+/*
+ * Where the connections stand: the earliest outage of any worker (0 for
+ * none, as a monotonic time) and the latest error of a worker in one.
+ */
+static double
+outage(char *err, size_t errsz)
+{
+	double since = 0, at = 0;
+	int i;
+
+	err[0] = '\0';
+	if (wk == NULL)
+		return 0;
+	workers_lock();
+	for (i = 0; i < opt.jobs; i++) {
+		if (wk[i].outage_since != 0 && (since == 0 || wk[i].outage_since < since))
+			since = wk[i].outage_since;
+		if (wk[i].last_error[0] && wk[i].error_at >= at) {
+			at = wk[i].error_at;
+			snprintf(err, errsz, "%s", wk[i].last_error);
+		}
+	}
+	workers_unlock();
+	return since;
+}
+
 static void
 write_state(double min_interval, const char *state)
 {
 	struct buf *b = state_begin(&sf, min_interval);
+	char err[1024];
+	double since;
 	size_t i;
 	int k;
 
 	if (b == NULL)
 		return;
+	since = outage(err, sizeof(err));
+	if (since != 0 && strcmp(state, "stopped") != 0)
+		state = "retrying";
 	buf_printf(b, ",\"state\":\"%s\",\"db_ok\":%s,\"outage_since\":", state,
-	    outage_since == 0 && strcmp(state, "connecting") != 0 ? "true" : "false");
-	if (outage_since != 0)
-		buf_printf(b, "%.3f", now_wall() - (now_mono() - outage_since));
+	    since == 0 && !connecting ? "true" : "false");
+	if (since != 0)
+		buf_printf(b, "%.3f", now_wall() - (now_mono() - since));
 	else
 		buf_adds(b, "null");
 	buf_adds(b, ",\"last_error\":");
-	if (last_error[0])
-		buf_json_str_lossy(b, last_error, strlen(last_error));
+	if (err[0])
+		buf_json_str_lossy(b, err, strlen(err));
 	else
 		buf_adds(b, "null");
 	buf_printf(b, ",\"last_commit\":%.3f,\"batches\":%llu,\"rejected\":%lld,"
-	    "\"nul_removed\":%lld,\"rows\":{", last_commit, nbatches, grand.rejected, grand.nuls);
+	    "\"nul_removed\":%lld,\"jobs\":%d,\"rows\":{", last_commit, nbatches, grand.rejected,
+	    grand.nuls, opt.jobs);
 	for (k = 0; k < NTYPES; k++)
 		buf_printf(b, "%s\"%s\":{\"inserted\":%lld,\"updated\":%lld,\"unchanged\":%lld,"
 		    "\"rejected\":%lld}", k ? "," : "", data_types[k], by_type[k].inserted,
@@ -113,11 +174,12 @@ write_state(double min_interval, const char *state)
 	state_commit(&sf);
 }
 
-/* While PostgreSQL works on a batch: the state file keeps its heartbeat. */
-static void
-heartbeat(void)
+/* While the first connection is made: the heartbeat, and whether to stop. */
+static bool
+connect_tick(void)
 {
-	write_state(1.0, "loading");
+	write_state(1.0, "connecting");
+	return stop_signal != 0;
 }
 
 static void
@@ -157,43 +219,46 @@ open_acks(void)
 		die(EXIT_CONFIG, "--acks %s: %s", opt.acks, strerror(errno));
 }
 
-/* Write the settle lines gathered for one commit. */
+/* Write settle lines gathered after a commit (this thread only); b is emptied. */
 static void
-flush_settle(void)
+write_settle(struct buf *b, size_t len)
 {
-	if (settle.len == 0 || opt.acks == NULL || ack_lost) {
-		buf_reset(&settle);
+	if (len == 0 || opt.acks == NULL || ack_lost) {
+		buf_consume(b, len);
 		return;
 	}
 	if (ack_fd < 0)
 		open_acks();
-	if (!ack_lost && write_all(ack_fd, settle.p, settle.len) < 0) {
+	if (!ack_lost && write_all(ack_fd, b->p, len) < 0) {
 		/* amqp-drain is gone: its deliveries will come again. */
 		log_msg(LOG_WARNING, "⚠️ Ack channel %s closed (%s): remaining deliveries "
 		    "will be redelivered", opt.acks, strerror(errno));
 		ack_lost = true;
 	}
-	buf_reset(&settle);
+	buf_consume(b, len);
 }
 
 static void
-settle_one(const struct rec *r, bool reject, const char *reason)
+flush_settle(void)
+{
+	write_settle(&settle, settle.len);
+}
+
+void
+settle_one(struct buf *out, const struct rec *r, bool rej, const char *reason)
 {
 	if (r->e.conn.p != NULL && r->e.has_tag)
-		settle_write(&settle, reject, r->e.conn, r->e.tag, reason);
+		settle_write(out, rej, r->e.conn, r->e.tag, reason);
 }
 
-static void
-reject(struct batch *b, const struct rec *r, const char *reason)
+void
+reject(struct batch *b, const struct rec *r, const char *reason, struct buf *out)
 {
 	struct buf line = { 0 };
 	struct logrec *lr;
 	const char *text = b->arena.p + r->off;
 
-	settle_one(r, true, reason);
-	grand.rejected++;
-	if (exit_status == EXIT_OK)
-		exit_status = EXIT_DATA;
+	settle_one(out, r, true, reason);
 	lr = log_begin(LOG_WARNING, "❌ Message rejected");
 	log_strn(lr, "type", r->e.type.p, r->e.type.n);
 	if (r->e.has_id)
@@ -203,6 +268,11 @@ reject(struct batch *b, const struct rec *r, const char *reason)
 	log_int(lr, "line", (long long)(b->lineno + r->pos + 1));
 	log_str(lr, "reason", reason);
 	log_end(lr);
+	sync_lock(&reject_mu, "rejects");
+	grand.rejected++;
+	if (exit_status == EXIT_OK)
+		exit_status = EXIT_DATA;
+	sync_unlock(&reject_mu, "rejects");
 	if (rejects_fp == NULL)
 		return;
 	buf_adds(&line, "{\"type\":");
@@ -232,276 +302,140 @@ reject(struct batch *b, const struct rec *r, const char *reason)
 		buf_json_str_lossy(&line, text, r->len);
 	}
 	buf_add(&line, "}\n", 2);
+	sync_lock(&reject_mu, "rejects");
 	if (fwrite(line.p, 1, line.len, rejects_fp) != line.len || fflush(rejects_fp) == EOF)
 		die(EXIT_TEMPFAIL, "--rejects %s: %s", opt.rejects, strerror(errno));
+	sync_unlock(&reject_mu, "rejects");
 	buf_free(&line);
 }
 
-/* ---- writing ------------------------------------------------------------ */
-
-struct hashcheck {
-	struct batch	*b;
-	size_t		 lo, hi;
-};
-
-/* A stored id and hash: its group is unchanged or changed. */
-static void
-mark_stored(long long id, const char *hash, void *arg)
-{
-	struct hashcheck *hc = arg;
-	size_t l = hc->lo, h = hc->hi, m;
-	struct rec *r;
-
-	while (l < h) {		/* groups are sorted by id */
-		m = l + (h - l) / 2;
-		if (winner(hc->b, m)->e.id < id)
-			l = m + 1;
-		else
-			h = m;
-	}
-	if (l < hc->hi && (r = winner(hc->b, l))->e.id == id)
-		hc->b->known[l] = strlen(hash) == 64 && memcmp(hash, r->e.sha256.p, 64) == 0 ?
-		    G_SAME : G_CHANGED;
-}
-
-static void
-ids_literal(struct batch *b, size_t lo, size_t hi, struct buf *out)
-{
-	size_t g;
-
-	buf_reset(out);
-	buf_addc(out, '{');
-	for (g = lo; g < hi; g++)
-		buf_printf(out, "%s%lld", g > lo ? "," : "", winner(b, g)->e.id);
-	buf_addc(out, '}');
-}
-
-/* Whether none of the groups [lo, hi) is stored yet. */
-static bool
-all_new(const struct batch *b, size_t lo, size_t hi)
-{
-	size_t g;
-
-	for (g = lo; g < hi; g++)
-		if (b->known[g] != G_NEW)
-			return false;
-	return true;
-}
+/* ---- batches in and out ---------------------------------------------------- */
 
 /*
- * One try at committing groups [lo, hi): ask which ids are stored and with
- * which hash; COPY the records not stored yet straight into their tables
- * (as a plain COPY would: a first load costs no more than one), and upsert
- * the changed ones through the staging table; commit. With upsert_all, new
- * records take the upsert path too (after a conflict with another writer).
- * When the whole batch is new, the rows the reader built ahead are used.
+ * Take a batch from the reader: reject its invalid envelopes at once, log
+ * its control messages (settled later, see below), count them. Returns
+ * whether it has records to commit.
  */
-static enum outcome
-try_commit(struct batch *b, size_t lo, size_t hi, bool upsert_all,
-    struct upsert_counts *uc, char *err, size_t errsz)
+static bool
+intake(struct batch *b, struct buf *controls)
 {
-	static struct buf ids;
-	static struct sink fresh = { .fmt = SINK_COPY, .with_ord = 0 };
-	struct hashcheck hc = { b, lo, hi };
-	struct sink *news = &fresh;
-	enum outcome o;
-	size_t g, nnew = 0, nchanged = 0, failed = 0;
-	unsigned upsert_mask = 1u << G_CHANGED;
+	static bool warned;
+	struct logrec *lr;
+	struct rec *r;
+	size_t i;
+	int type;
 
-	memset(b->known + lo, G_NEW, hi - lo);
-	memset(uc, 0, sizeof(*uc));
-	sink_reset(&sink);
-	sink_reset(&fresh);
-	o = db_begin(db, err, errsz);
-	if (o == OUT_OK) {
-		ids_literal(b, lo, hi, &ids);
-		o = db_stored_hashes(db, b->type_idx, ids.p, mark_stored, &hc, err, errsz);
+	if (b->unbatched && !warned) {
+		log_msg(LOG_WARNING, "⚠️ Input is not batched: one transaction per "
+		    "line (pipe it through tblbatch)");
+		warned = true;
 	}
-	if (o == OUT_OK && b->prebuilt && !upsert_all && lo == 0 && hi == b->ngrp &&
-	    all_new(b, lo, hi)) {
-		news = &b->pre;
-		nnew = b->pre_rows;
-		failed = b->pre_failed;
-	} else if (o == OUT_OK) {
-		for (g = lo; g < hi; g++)
-			winner(b, g)->build_err = NULL;
-		if (upsert_all)
-			upsert_mask |= 1u << G_NEW;
-		else
-			nnew = build_rows(b, lo, hi, 1u << G_NEW, &fresh, &failed);
-		nchanged = build_rows(b, lo, hi, upsert_mask, &sink, &failed);
+	for (i = 0; i < b->n; i++) {
+		r = &b->r[i];
+		if (r->kind == R_INVALID) {
+			reject(b, r, r->reason, &settle);
+			if ((type = data_type_index(r->e.type.p, r->e.type.n)) >= 0 && !r->e.type.esc)
+				by_type[type].rejected++;
+		} else if (r->kind == R_CONTROL) {
+			lr = log_begin(LOG_INFO, "📄 Control message");
+			log_strn(lr, "type", r->e.type.p, r->e.type.n);
+			log_strn(lr, "control", r->e.control.p, r->e.control.n);
+			log_end(lr);
+			settle_one(controls, r, false, NULL);
+			grand.controls++;
+		}
 	}
-	if (o == OUT_OK && nnew > 0)
-		o = db_copy_new(db, b->type_idx, news, err, errsz);
-	if (o == OUT_OK && nchanged > 0)
-		o = db_write(db, b->type_idx, &sink, (long long)nchanged, uc, err, errsz);
-	if (o == OUT_OK)
-		o = db_commit(db, err, errsz);
-	if (o != OUT_OK)
-		db_rollback(db);
-	uc->inserted += (long long)nnew;
-	uc->unchanged += (long long)(hi - lo - nnew - nchanged - failed);
-	sink.nuls += news->nuls;
-	return o;
+	flush_settle();
+	return b->nrec > 0;
 }
 
-/* Settle every delivery of groups [lo, hi) after their commit: a record that
- * gave no row is rejected (it was not stored), the others are acked. */
+/* The counts of a committed batch, from what became of each group. */
 static void
-settle_groups(struct batch *b, size_t lo, size_t hi, struct totals *t)
+tally(struct batch *b, struct totals *t)
 {
 	struct rec *w;
-	size_t g, i;
+	size_t i, g;
 
-	for (g = lo; g < hi; g++) {
+	memset(t, 0, sizeof(*t));
+	for (i = 0; i < b->n; i++)
+		if (b->r[i].kind == R_INVALID) {
+			t->rejected++;
+			t->invalid++;
+		}
+	for (g = 0; g < b->ngrp; g++) {
 		w = winner(b, g);
-		for (i = b->grp[g]; i < b->grp[g + 1]; i++)
-			if (&b->r[b->order[i]] != w || w->build_err == NULL)
-				settle_one(&b->r[b->order[i]], false, NULL);
-		if (w->build_err != NULL) {
-			reject(b, w, w->build_err);
-			t->rejected++;
+		switch (b->outcome[g]) {
+		case O_INSERTED: t->inserted++; break;
+		case O_UPDATED: t->updated++; break;
+		case O_UNCHANGED: t->unchanged++; break;
+		case O_REJECTED: t->rejected++; break;
 		}
+		/* U+0000 removed from the rows sent. */
+		if (b->outcome[g] != O_REJECTED && b->known[g] != G_SAME)
+			t->nuls += (long long)w->nuls;
 	}
+	t->duplicates = (long long)(b->nrec - b->ngrp);
 }
 
-/* Wait before the next try; give up once PostgreSQL has been away too long. */
+/* Log a batch that is done, and count it. */
 static void
-backoff(const char *err, int attempt)
+batch_done(struct batch *b, const struct totals *t, double dt, const char *event,
+    int job, size_t merged)
 {
-	double wait, now = now_mono();
 	struct logrec *lr;
+	int type = b->type_idx;
 
-	if (outage_since == 0)
-		outage_since = now;
-	/* The last wait is cut to the deadline, so that one more try falls on it. */
-	if (opt.retry_max > 0 && now - outage_since >= opt.retry_max - 0.01)
-		die(EXIT_TEMPFAIL, "PostgreSQL unavailable for %.0f s, giving up "
-		    "(unsettled deliveries will be redelivered): %s", now - outage_since, err);
-	wait = 0.25;
-	while (attempt-- > 0 && wait < 8)
-		wait *= 2;
-	if (opt.retry_max > 0 && wait > opt.retry_max - (now - outage_since))
-		wait = opt.retry_max - (now - outage_since);
-	snprintf(last_error, sizeof(last_error), "%s", err);
-	write_state(0, "retrying");
-	lr = log_begin(LOG_WARNING, "🔄 PostgreSQL unavailable, retrying");
-	log_str(lr, "error", err);
-	log_num(lr, "retry_in_s", wait);
-	log_num(lr, "outage_s", now - outage_since);
+	count_batch(dt);
+	by_type[type].inserted += t->inserted;
+	by_type[type].updated += t->updated;
+	by_type[type].unchanged += t->unchanged;
+	by_type[type].rejected += t->rejected - t->invalid;
+	grand.inserted += t->inserted;
+	grand.updated += t->updated;
+	grand.unchanged += t->unchanged;
+	grand.duplicates += t->duplicates;
+	grand.nuls += t->nuls;
+	lr = log_begin(LOG_INFO, "%s", event);
+	log_str(lr, "type", data_types[type]);
+	log_int(lr, "size", (long long)b->nrec);
+	log_int(lr, "inserted", t->inserted);
+	log_int(lr, "updated", t->updated);
+	log_int(lr, "unchanged", t->unchanged);
+	log_int(lr, "rejected", t->rejected);
+	log_int(lr, "duplicates", t->duplicates);
+	if (t->nuls)
+		log_int(lr, "nul_removed", t->nuls);
+	log_num(lr, "duration_ms", dt * 1000);
+	log_num(lr, "records_per_sec", (double)b->nrec / (dt > 0 ? dt : 1e-9));
+	if (job >= 0 && opt.jobs > 1)
+		log_int(lr, "job", job);
+	if (merged > 1)
+		log_int(lr, "merged", (long long)merged);
 	log_end(lr);
-	for (; wait > 0 && !stop_signal; wait -= 0.1) {
-		sleep_seconds(wait < 0.1 ? wait : 0.1);
-		write_state(1.0, "retrying");
-	}
-	if (stop_signal)
-		die(EXIT_TEMPFAIL, "stopped while PostgreSQL was unavailable "
-		    "(unsettled deliveries will be redelivered)");
 }
 
+/* ---- without a database ------------------------------------------------------ */
+
+/* Print the rows (--dry-run) or write COPY files. */
 static void
-reconnect(void)
-{
-	char err[1024];
-	enum outcome o;
-	int attempt = 0;
-
-	for (;;) {
-		o = db_open(db, err, sizeof(err));
-		if (o == OUT_OK) {
-			if (outage_since != 0)
-				log_msg(LOG_INFO, "✅ Connected to PostgreSQL again after %.1f s",
-				    now_mono() - outage_since);
-			return;
-		}
-		snprintf(last_error, sizeof(last_error), "%s", err);
-		if (o == OUT_CONFIG)
-			die(EXIT_CONFIG, "PostgreSQL (%s): %s", db_describe(db), err);
-		if (o == OUT_FATAL)
-			die(EXIT_SOFTWARE, "PostgreSQL (%s): %s", db_describe(db), err);
-		backoff(err, attempt++);
-	}
-}
-
-/*
- * Commit groups [lo, hi) of the batch. A transient failure is retried; rows
- * PostgreSQL refuses are found by splitting the range in halves, so one bad
- * record costs about log2(n) extra transactions and the others are stored.
- */
-static void
-commit_range(struct batch *b, size_t lo, size_t hi, struct totals *t)
-{
-	struct upsert_counts uc;
-	char err[1024], reason[1100];
-	enum outcome o;
-	size_t mid, i;
-	int attempt = 0;
-	bool upsert_all = false;
-
-	for (;;) {
-		o = try_commit(b, lo, hi, upsert_all, &uc, err, sizeof(err));
-		switch (o) {
-		case OUT_OK:
-			outage_since = 0;
-			last_error[0] = '\0';
-			t->inserted += uc.inserted;
-			t->updated += uc.updated;
-			t->unchanged += uc.unchanged;
-			t->nuls += (long long)sink.nuls;
-			settle_groups(b, lo, hi, t);
-			flush_settle();
-			return;
-		case OUT_TRANSIENT:
-			backoff(err, attempt++);
-			if (!db_usable(db))
-				reconnect();
-			continue;
-		case OUT_DATA:
-			if (hi - lo > 1) {
-				mid = lo + (hi - lo) / 2;
-				commit_range(b, lo, mid, t);
-				commit_range(b, mid, hi, t);
-				return;
-			}
-			snprintf(reason, sizeof(reason), "PostgreSQL refused the row: %s", err);
-			reject(b, winner(b, lo), reason);
-			t->rejected++;
-			/* Older copies of the same id were superseded: settle them too. */
-			for (i = b->grp[lo]; i + 1 < b->grp[lo + 1]; i++)
-				settle_one(&b->r[b->order[i]], false, NULL);
-			flush_settle();
-			return;
-		case OUT_CONFLICT:
-			/* Another writer stored one of the new ids meanwhile. */
-			log_msg(LOG_DEBUG, "A new record was stored by someone else: upserting all");
-			upsert_all = true;
-			continue;
-		case OUT_CONFIG:
-			die(EXIT_CONFIG, "PostgreSQL (%s): %s", db_describe(db), err);
-		case OUT_FATAL:
-			die(EXIT_SOFTWARE, "PostgreSQL (%s): %s", db_describe(db), err);
-		}
-	}
-}
-
-/* Without a database: print the rows (--dry-run) or write COPY files. */
-static void
-write_offline(struct batch *b, struct totals *t)
+write_offline(struct batch *b)
 {
 	struct sink *rows = &b->pre;
+	struct totals t;
 	struct rec *w;
 	size_t g;
+	double t0 = now_mono();
 	int k;
 
 	if (!b->prebuilt)
 		batch_prebuild(b);
-	for (g = 0; g < b->ngrp; g++)
-		if ((w = winner(b, g))->build_err != NULL) {
-			reject(b, w, w->build_err);
-			t->rejected++;
-		}
+	for (g = 0; g < b->ngrp; g++) {
+		w = winner(b, g);
+		b->outcome[g] = w->build_err != NULL ? O_REJECTED : O_INSERTED;
+		if (w->build_err != NULL)
+			reject(b, w, w->build_err, &settle);
+	}
 	flush_settle();
-	t->nuls += (long long)rows->nuls;
 	if (opt.dry_run) {
 		if (write_all(STDOUT_FILENO, rows->out[0].p, rows->out[0].len) < 0)
 			die(EXIT_TEMPFAIL, "stdout: %s", strerror(errno));
@@ -510,78 +444,402 @@ write_offline(struct batch *b, struct totals *t)
 			if (rows->out[k].len && fwrite(rows->out[k].p, 1, rows->out[k].len,
 			    copy_fp[k]) != rows->out[k].len)
 				die(EXIT_TEMPFAIL, "--copy-out %s: %s", opt.copy_out, strerror(errno));
-	t->inserted += (long long)b->pre_rows;
+	tally(b, &t);
+	batch_done(b, &t, now_mono() - t0, "📝 Batch written (no database)", -1, 1);
 }
 
 static void
-process_batch(struct batch *b)
+load_offline(void)
 {
-	struct totals t = { 0 };
-	struct logrec *lr;
-	struct rec *r;
-	double t0 = now_mono(), dt;
-	size_t i;
-	int type;
+	struct batch *b;
+	enum reader_status st;
 
-	for (i = 0; i < b->n; i++) {
-		r = &b->r[i];
-		if (r->kind == R_INVALID) {
-			reject(b, r, r->reason);
-			t.rejected++;
-			if ((type = data_type_index(r->e.type.p, r->e.type.n)) >= 0 && !r->e.type.esc)
-				by_type[type].rejected++;
-			t.invalid++;
-		} else if (r->kind == R_CONTROL) {
-			lr = log_begin(LOG_INFO, "📄 Control message");
-			log_strn(lr, "type", r->e.type.p, r->e.type.n);
-			log_strn(lr, "control", r->e.control.p, r->e.control.n);
-			log_end(lr);
-			settle_one(r, false, NULL);
-			t.controls++;
+	reader_start(STDIN_FILENO, opt.max_line, sink.fmt, 2, SIZE_MAX, true);
+	while (!stop_signal && (st = reader_next(-1, &b)) != RD_END) {
+		if (st == RD_ERROR)
+			die(EXIT_TEMPFAIL, "stdin: %s", strerror(errno));
+		if (st != RD_BATCH)
+			continue;
+		if (b->cut_short) {
+			log_msg(LOG_ERROR, "❌ Batch at line %llu cut short by the end of input "
+			    "(%zu of %lld lines); not committed", b->lineno, b->n, b->want);
+			exit_status = EXIT_TEMPFAIL;
+			reader_release(b);
+			break;
+		}
+		intake(b, &settle);
+		flush_settle();
+		if (b->nrec > 0)
+			write_offline(b);
+		reader_release(b);
+	}
+	reader_stop();
+}
+
+/* ---- the connections --------------------------------------------------------- */
+
+/*
+ * What this thread holds: batches read and not yet given to a worker
+ * (waiting, in input order), the settle lines of control messages that
+ * wait for the batches before them, and where the input stands.
+ */
+static struct {
+	struct batch	*waiting[READER_SLOTS_MAX];
+	size_t		 nwaiting;
+	unsigned long long next_seq;
+	struct buf	 ctl;			/* settle lines of control messages */
+	unsigned long long ctl_seq[CONTROLS_MAX];	/* each one's batch */
+	size_t		 ctl_end[CONTROLS_MAX];	/* and where its lines end in ctl */
+	size_t		 nctl;
+	bool		 input_over, stopping;
+	enum reader_status input_status;
+	int		 input_errno;
+	int		 fail_status;		/* a worker failed: exit so */
+	char		 fail_msg[1400];
+	int		 wake[2];		/* a worker is done */
+} ld;
+
+/* Workers busy (or done and not yet collected). */
+static int
+busy(void)
+{
+	int i, n = 0;
+
+	workers_lock();
+	for (i = 0; i < opt.jobs; i++)
+		n += wk[i].state == W_BUSY || wk[i].state == W_DONE;
+	workers_unlock();
+	return n;
+}
+
+/* The oldest batch not committed yet: every batch before it is. */
+static unsigned long long
+oldest_open(void)
+{
+	unsigned long long m = ld.next_seq;
+	size_t i, j;
+
+	for (i = 0; i < ld.nwaiting; i++)
+		if (ld.waiting[i]->seq < m)
+			m = ld.waiting[i]->seq;
+	workers_lock();
+	for (i = 0; i < (size_t)opt.jobs; i++)
+		if (wk[i].state == W_BUSY || wk[i].state == W_DONE)
+			for (j = 0; j < wk[i].u.nb; j++)
+				if (wk[i].u.b[j]->seq < m)
+					m = wk[i].u.b[j]->seq;
+	workers_unlock();
+	return m;
+}
+
+/*
+ * A control message (file_complete) is settled only once every record
+ * that came before it is committed, whichever connection holds it.
+ */
+static void
+flush_controls(void)
+{
+	unsigned long long open = oldest_open();
+	size_t k = 0, len;
+
+	while (k < ld.nctl && ld.ctl_seq[k] < open)
+		k++;
+	if (k == 0)
+		return;
+	len = ld.ctl_end[k - 1];
+	write_settle(&ld.ctl, len);
+	memmove(ld.ctl_seq, ld.ctl_seq + k, (ld.nctl - k) * sizeof(ld.ctl_seq[0]));
+	memmove(ld.ctl_end, ld.ctl_end + k, (ld.nctl - k) * sizeof(ld.ctl_end[0]));
+	ld.nctl -= k;
+	for (k = 0; k < ld.nctl; k++)
+		ld.ctl_end[k] -= len;
+}
+
+/* Take the batches the reader has ready. */
+static void
+take_input(void)
+{
+	struct batch *b;
+	enum reader_status st;
+	size_t before;
+
+	while (!ld.input_over && ld.nctl < CONTROLS_MAX) {
+		if ((st = reader_next(0, &b)) == RD_WAIT)
+			return;
+		if (st != RD_BATCH) {
+			ld.input_over = true;
+			ld.input_status = st;
+			ld.input_errno = errno;
+			return;
+		}
+		b->seq = ld.next_seq++;
+		if (b->cut_short) {
+			log_msg(LOG_ERROR, "❌ Batch at line %llu cut short by the end of input "
+			    "(%zu of %lld lines); not committed", b->lineno, b->n, b->want);
+			exit_status = EXIT_TEMPFAIL;
+			reader_release(b);
+			ld.input_over = true;
+			ld.input_status = RD_END;
+			return;
+		}
+		before = ld.ctl.len;
+		if (intake(b, &ld.ctl))
+			ld.waiting[ld.nwaiting++] = b;
+		else
+			reader_release(b);
+		if (ld.ctl.len > before) {
+			ld.ctl_seq[ld.nctl] = b->seq;
+			ld.ctl_end[ld.nctl++] = ld.ctl.len;
 		}
 	}
-	flush_settle();
-	if (b->nrec > 0) {
-		type = b->type_idx;
-		t.duplicates = (long long)(b->nrec - b->ngrp);
-		if (opt.dry_run || opt.copy_out)
-			write_offline(b, &t);
-		else {
-			commit_range(b, 0, b->ngrp, &t);
-			/* Rows built ahead are wasted while the records are stored. */
-			reader_build_ahead(t.updated == 0 && t.unchanged == 0);
+}
+
+/* Whether batch b shares an id with a batch being committed. */
+static bool
+conflicts_in_flight(const struct batch *b, const struct unit *extra)
+{
+	size_t i, j;
+	bool hit = false;
+
+	for (j = 0; extra != NULL && j < extra->nb; j++)
+		if (batches_conflict(b, extra->b[j]))
+			return true;
+	workers_lock();
+	for (i = 0; i < (size_t)opt.jobs && !hit; i++)
+		if (wk[i].state == W_BUSY || wk[i].state == W_DONE)
+			for (j = 0; j < wk[i].u.nb && !hit; j++)
+				hit = batches_conflict(b, wk[i].u.b[j]);
+	workers_unlock();
+	return hit;
+}
+
+/*
+ * Whether waiting batch i may be committed now: it shares no id with a
+ * batch in flight (nor with the unit being formed), nor with a batch that
+ * came before it and still waits. So the versions of an id are committed
+ * one after the other, in the order they came, on whatever connections.
+ */
+static bool
+may_go(size_t i, const struct unit *forming)
+{
+	size_t j;
+
+	for (j = 0; j < i; j++)
+		if (batches_conflict(ld.waiting[j], ld.waiting[i]))
+			return false;
+	return !conflicts_in_flight(ld.waiting[i], forming);
+}
+
+static struct batch *
+take_waiting(size_t i)
+{
+	struct batch *b = ld.waiting[i];
+
+	memmove(ld.waiting + i, ld.waiting + i + 1, (ld.nwaiting - i - 1) * sizeof(b));
+	ld.nwaiting--;
+	return b;
+}
+
+/*
+ * Give idle workers the batches that may go. When more batches wait than
+ * there are connections (a backlog), a worker also takes batches of the
+ * same type that wait behind, up to --merge records and to its share of
+ * what waits: several small batches then cost one transaction, while a
+ * trickle of batches is still committed one by one, at once.
+ */
+static void
+dispatch(void)
+{
+	struct worker *w;
+	struct batch *b;
+	struct unit *u;
+	size_t i, k, share, waiting;
+	int j;
+
+	for (;;) {
+		w = NULL;
+		workers_lock();
+		for (j = 0; j < opt.jobs && w == NULL; j++)
+			if (wk[j].state == W_IDLE)
+				w = &wk[j];
+		workers_unlock();
+		if (w == NULL || ld.nwaiting == 0)
+			return;
+		for (i = 0; i < ld.nwaiting && !may_go(i, NULL); i++)
+			;
+		if (i == ld.nwaiting)
+			return;
+		for (waiting = 0, k = 0; k < ld.nwaiting; k++)
+			waiting += ld.waiting[k]->nrec;
+		share = (waiting + (size_t)opt.jobs - 1) / (size_t)opt.jobs;
+		if (ld.nwaiting <= (size_t)opt.jobs || share > (size_t)opt.merge)
+			share = ld.nwaiting <= (size_t)opt.jobs ? 0 : (size_t)opt.merge;
+		u = &w->u;
+		unit_clear(u);
+		b = take_waiting(i);
+		unit_add(u, b);
+		k = i;
+		while (!b->unbatched && k < ld.nwaiting && u->nb < UNIT_MAX) {
+			if (ld.waiting[k]->type_idx == u->type && !ld.waiting[k]->unbatched &&
+			    u->nrec + ld.waiting[k]->nrec <= share && may_go(k, u))
+				unit_add(u, take_waiting(k));
+			else
+				k++;
 		}
-		dt = now_mono() - t0;
-		count_batch(dt);
-		by_type[type].inserted += t.inserted;
-		by_type[type].updated += t.updated;
-		by_type[type].unchanged += t.unchanged;
-		by_type[type].rejected += t.rejected - t.invalid;
-		lr = log_begin(LOG_INFO, opt.dry_run || opt.copy_out ? "📝 Batch written (no database)" :
-		    "✅ Batch committed");
-		log_str(lr, "type", data_types[type]);
-		log_int(lr, "size", (long long)b->nrec);
-		log_int(lr, "inserted", t.inserted);
-		log_int(lr, "updated", t.updated);
-		log_int(lr, "unchanged", t.unchanged);
-		log_int(lr, "rejected", t.rejected);
-		log_int(lr, "duplicates", t.duplicates);
-		if (t.nuls)
-			log_int(lr, "nul_removed", t.nuls);
-		log_num(lr, "duration_ms", dt * 1000);
-		log_num(lr, "records_per_sec", (double)b->nrec / (dt > 0 ? dt : 1e-9));
-		log_end(lr);
+		workers_lock();
+		worker_go(w);
+		workers_unlock();
 	}
-	grand.inserted += t.inserted;
-	grand.updated += t.updated;
-	grand.unchanged += t.unchanged;
-	grand.duplicates += t.duplicates;
-	grand.controls += t.controls;
-	grand.nuls += t.nuls;
+}
+
+/* A worker is done: settle, log and count its batches, give them back. */
+static void
+collect_one(struct worker *w)
+{
+	struct totals t;
+	struct batch *b;
+	double dt = now_mono() - w->t0;
+	size_t j;
+
+	write_settle(&w->settle, w->settle.len);
+	if (w->status != 0) {
+		/* A worker that only connected, with nothing left to do, does
+		 * not stop the others. */
+		if (w->u.nb == 0 && (ld.input_over || ld.stopping))
+			log_msg(LOG_WARNING, "⚠️ Connection %d not made: %s", w->id, w->msg);
+		else if (ld.fail_status == 0) {
+			ld.fail_status = w->status;
+			snprintf(ld.fail_msg, sizeof(ld.fail_msg), "%s", w->msg);
+		}
+		return;
+	}
+	for (j = 0; j < w->u.nb; j++) {
+		b = w->u.b[j];
+		tally(b, &t);
+		batch_done(b, &t, dt, "✅ Batch committed", w->id, w->u.nb);
+		reader_release(b);
+	}
+	unit_clear(&w->u);
 	write_state(0.25, "loading");
 }
 
+static void
+collect(void)
+{
+	struct worker *done[JOBS_MAX];
+	int i, n = 0;
+
+	workers_lock();
+	for (i = 0; i < opt.jobs; i++)
+		if (wk[i].state == W_DONE)
+			done[n++] = &wk[i];
+	workers_unlock();
+	for (i = 0; i < n; i++) {
+		collect_one(done[i]);
+		workers_lock();
+		done[i]->state = done[i]->status == 0 ? W_IDLE : W_DEAD;
+		workers_unlock();
+	}
+}
+
+/* Wait for a worker, the reader, a signal or a second; keep the heartbeat. */
+static void
+await_events(bool want_input)
+{
+	struct pollfd p[2] = { { ld.wake[0], POLLIN, 0 }, { reader_fd(), POLLIN, 0 } };
+	char drain[64];
+
+	if (poll(p, want_input ? 2 : 1, 1000) < 0 && errno != EINTR)
+		die(EXIT_SOFTWARE, "poll: %s", strerror(errno));
+	while (read(ld.wake[0], drain, sizeof(drain)) > 0)
+		;
+	write_state(1.0, busy() > 0 || ld.nwaiting > 0 ? "loading" : "idle");
+}
+
+/*
+ * Load the input: batches are taken from the reader as it has them, given
+ * to the workers as they may go, and settled as the workers commit them.
+ * A stop request ends the loop once the batches in flight are committed
+ * (those waiting are neither committed nor settled: the broker delivers
+ * them again).
+ */
+/* Connections still being made are not needed any more. */
+static void
+give_up_connecting(void)
+{
+	int i;
+
+	workers_lock();
+	for (i = 0; i < opt.jobs; i++)
+		if (wk[i].state == W_BUSY && wk[i].u.nb == 0)
+			atomic_store(&wk[i].give_up, true);
+	workers_unlock();
+}
+
+static void
+load(void)
+{
+	if (pipe2(ld.wake, O_CLOEXEC | O_NONBLOCK) < 0)
+		die(EXIT_SOFTWARE, "pipe: %s", strerror(errno));
+	/* Batches in flight and those that wait to be merged fit in a
+	 * budget of memory that grows with the connections. */
+	reader_start(STDIN_FILENO, opt.max_line, sink.fmt, READER_SLOTS_MAX,
+	    (size_t)(READ_BUDGET_MB + READ_BUDGET_JOB_MB * opt.jobs) << 20, false);
+	workers_start(ld.wake[1]);
+	for (;;) {
+		if (stop_signal && !ld.stopping) {
+			ld.stopping = true;
+			workers_quit();
+		}
+		collect();
+		flush_controls();
+		if (ld.fail_status != 0 || ld.stopping) {
+			/* Only what is in flight is finished (or given up). */
+			workers_quit();
+			if (busy() == 0)
+				break;
+		} else {
+			take_input();
+			dispatch();
+			flush_controls();
+			if (ld.input_over && ld.nwaiting == 0) {
+				if (busy() == 0)
+					break;
+				give_up_connecting();
+			}
+		}
+		await_events(!ld.input_over && !ld.stopping);
+	}
+	if (ld.fail_status != 0)
+		die(ld.fail_status, "%s", ld.fail_msg);
+	if (ld.input_over && ld.input_status == RD_ERROR) {
+		errno = ld.input_errno;
+		die(EXIT_TEMPFAIL, "stdin: %s", strerror(errno));
+	}
+	reader_stop();
+	workers_stop();
+	buf_free(&ld.ctl);
+}
+
 /* ---- main ---------------------------------------------------------------- */
+
+/* --jobs and TBLLOAD_JOBS: 1 to JOBS_MAX, or auto (one per local core). */
+static int
+parse_jobs(const char *s, const char *name, int status)
+{
+	const char *why;
+	long long v;
+	long cores;
+
+	if (strcmp(s, "auto") == 0) {
+		cores = sysconf(_SC_NPROCESSORS_ONLN);
+		return cores < 1 ? 1 : cores > JOBS_MAX ? JOBS_MAX : (int)cores;
+	}
+	if (parse_ll(s, 1, JOBS_MAX, &v, &why) < 0)
+		die(status, "%s: '%s' is %s (want auto or an integer from 1 to %d)", name, s, why,
+		    JOBS_MAX);
+	return (int)v;
+}
 
 static void
 read_options(int argc, char *argv[])
@@ -590,6 +848,8 @@ read_options(int argc, char *argv[])
 		{ "acks", required_argument, NULL, 'a' },
 		{ "rejects", required_argument, NULL, 'r' },
 		{ "retry-max", required_argument, NULL, 'R' },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "merge", required_argument, NULL, 'M' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "copy-out", required_argument, NULL, 'C' },
 		{ "max-line", required_argument, NULL, 'L' },
@@ -597,11 +857,15 @@ read_options(int argc, char *argv[])
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
+	const char *v;
 	int ch;
 
 	opt.retry_max = env_double("TBLLOAD_RETRY_MAX", opt.retry_max, 0, 1e9);
+	if ((v = env_str("TBLLOAD_JOBS", NULL)) != NULL)
+		opt.jobs = parse_jobs(v, "TBLLOAD_JOBS", EXIT_CONFIG);
+	opt.merge = env_ll("TBLLOAD_MERGE", opt.merge, 0, 1000000);
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":nhV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":j:nhV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
 			opt.acks = optarg;
@@ -611,6 +875,12 @@ read_options(int argc, char *argv[])
 			break;
 		case 'R':
 			opt.retry_max = opt_double("--retry-max", optarg, 0, 1e9);
+			break;
+		case 'j':
+			opt.jobs = parse_jobs(optarg, "option --jobs", EXIT_USAGE);
+			break;
+		case 'M':
+			opt.merge = opt_ll("--merge", optarg, 0, 1000000);
 			break;
 		case 'n':
 			opt.dry_run = true;
@@ -674,45 +944,16 @@ close_outputs(void)
 		die(EXIT_TEMPFAIL, "--acks %s: %s", opt.acks, strerror(errno));
 }
 
-/*
- * Load the input batch by batch, as the reader thread hands them over.
- * While the input is idle the state file keeps its heartbeat; a stop
- * request is seen within a second (the wait is a poll, which a signal
- * interrupts) and ends the loop between batches.
- */
-static void
-load(void)
+/* CPU seconds this process used, user and system. */
+static double
+cpu_seconds(void)
 {
-	struct batch *b;
-	enum reader_status st = RD_END;
-	bool warned = false;
+	struct rusage ru;
 
-	reader_start(STDIN_FILENO, opt.max_line, sink.fmt);
-	while (!stop_signal) {
-		if ((st = reader_next(1.0, &b)) == RD_WAIT) {
-			write_state(1.0, "idle");
-			continue;
-		}
-		if (st != RD_BATCH)
-			break;
-		if (b->cut_short) {
-			log_msg(LOG_ERROR, "❌ Batch at line %llu cut short by the end of input "
-			    "(%zu of %lld lines); not committed", b->lineno, b->n, b->want);
-			exit_status = EXIT_TEMPFAIL;
-			reader_release(b);
-			break;
-		}
-		if (b->unbatched && !warned) {
-			log_msg(LOG_WARNING, "⚠️ Input is not batched: one transaction per "
-			    "line (pipe it through tblbatch)");
-			warned = true;
-		}
-		process_batch(b);
-		reader_release(b);
-	}
-	if (st == RD_ERROR)
-		die(EXIT_TEMPFAIL, "stdin: %s", strerror(errno));
-	reader_stop();
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return 0;
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 int
@@ -726,18 +967,26 @@ main(int argc, char *argv[])
 	ignore_sigpipe();
 	catch_stop_signals();
 	sink.fmt = opt.dry_run ? SINK_JSON : SINK_COPY;
-	sink.with_ord = !opt.dry_run && !opt.copy_out;
+	sink.with_ord = 0;
 	open_outputs();
 	t0 = now_mono();
-	if (!opt.dry_run && !opt.copy_out) {
+	if (opt.dry_run || opt.copy_out)
+		load_offline();
+	else {
 		state_open(&sf, "tblload");
 		write_state(0, "connecting");
-		db = db_new();
-		db_set_wait_hook(heartbeat);
-		reconnect();
-		log_msg(LOG_INFO, "🐘 Connected to PostgreSQL (%s), schema ready", db_describe(db));
+		wk = workers_init(opt.jobs, opt.retry_max);
+		wk[0].tick = connect_tick;
+		if (worker_connect(&wk[0]) < 0)
+			die(wk[0].status, "%s", wk[0].msg);
+		connecting = false;
+		lr = log_begin(LOG_INFO, "🐘 Connected to PostgreSQL (%s), schema ready",
+		    db_describe(wk[0].db));
+		if (opt.jobs > 1)
+			log_int(lr, "jobs", opt.jobs);
+		log_end(lr);
+		load();
 	}
-	load();
 	close_outputs();
 	write_state(0, "stopped");
 	lr = log_begin(LOG_INFO, stop_signal ? "🛑 Loading stopped" : "✅ Loading finished");
@@ -749,9 +998,9 @@ main(int argc, char *argv[])
 	log_int(lr, "controls", grand.controls);
 	log_int(lr, "nul_removed", grand.nuls);
 	log_num(lr, "duration_s", now_mono() - t0);
+	log_num(lr, "cpu_s", cpu_seconds());
 	log_int(lr, "peak_rss_kb", peak_rss_kb());
 	log_end(lr);
-	db_close(db);
 	sink_free(&sink);
 	buf_free(&settle);
 	return exit_status;
