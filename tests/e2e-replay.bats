@@ -278,7 +278,9 @@ kill_and_rerun() {
 
 @test "tblload with four connections killed with SIGKILL: the same input again gives exactly the expected tables, in bounded memory" {
 	kill_and_rerun 4 --merge 0
-	# Four connections and the batches read ahead stay well under 64 MB.
+	# Four connections and the batches read ahead stay well under 64 MB
+	# (not so under a sanitizer, which keeps memory of its own).
+	! grep -qaE '__(a|t)san_init' "$(command -v tblload)" || return 0
 	final_log "$stderr" | jq -e '.peak_rss_kb < 65536' >/dev/null ||
 		flunk "peak RSS: $(final_log "$stderr" | jq .peak_rss_kb) kB"
 }
