@@ -138,12 +138,16 @@ write_state(double min_interval, const char *state)
 	struct buf *b = state_begin(&sf, min_interval);
 	char err[1024];
 	double since;
+	long long rejected;
 	size_t i;
 	int k;
 
 	if (b == NULL)
 		return;
 	since = outage(err, sizeof(err));
+	sync_lock(&reject_mu, "rejects");
+	rejected = grand.rejected;
+	sync_unlock(&reject_mu, "rejects");
 	if (since != 0 && strcmp(state, "stopped") != 0)
 		state = "retrying";
 	buf_printf(b, ",\"state\":\"%s\",\"db_ok\":%s,\"outage_since\":", state,
@@ -158,7 +162,7 @@ write_state(double min_interval, const char *state)
 	else
 		buf_adds(b, "null");
 	buf_printf(b, ",\"last_commit\":%.3f,\"batches\":%llu,\"rejected\":%lld,"
-	    "\"nul_removed\":%lld,\"jobs\":%d,\"rows\":{", last_commit, nbatches, grand.rejected,
+	    "\"nul_removed\":%lld,\"jobs\":%d,\"rows\":{", last_commit, nbatches, rejected,
 	    grand.nuls, opt.jobs);
 	for (k = 0; k < NTYPES; k++)
 		buf_printf(b, "%s\"%s\":{\"inserted\":%lld,\"updated\":%lld,\"unchanged\":%lld,"
@@ -703,10 +707,11 @@ collect_one(struct worker *w)
 
 	write_settle(&w->settle, w->settle.len);
 	if (w->status != 0) {
-		/* A worker that only connected, with nothing left to do, does
-		 * not stop the others. */
-		if (w->u.nb == 0 && (ld.input_over || ld.stopping))
-			log_msg(LOG_WARNING, "⚠️ Connection %d not made: %s", w->id, w->msg);
+		/* A connection that could not be made (it held no batch) leaves
+		 * the work to the others. */
+		if (w->u.nb == 0)
+			log_msg(LOG_WARNING, "⚠️ Connection %d to PostgreSQL not made, going on "
+			    "without it: %s", w->id, w->msg);
 		else if (ld.fail_status == 0) {
 			ld.fail_status = w->status;
 			snprintf(ld.fail_msg, sizeof(ld.fail_msg), "%s", w->msg);
@@ -739,6 +744,13 @@ collect(void)
 		workers_lock();
 		done[i]->state = done[i]->status == 0 ? W_IDLE : W_DEAD;
 		workers_unlock();
+	}
+	/* With every connection gone, the last one's failure is tblload's. */
+	for (i = 0; i < opt.jobs && wk[i].state == W_DEAD; i++)
+		;
+	if (n > 0 && i == opt.jobs && ld.fail_status == 0) {
+		ld.fail_status = done[n - 1]->status;
+		snprintf(ld.fail_msg, sizeof(ld.fail_msg), "%s", done[n - 1]->msg);
 	}
 }
 

@@ -312,3 +312,24 @@ has_tags() {
 	run -64 --separate-stderr tblload --merge -1 </dev/null
 	jq -e '.exit_status == 64 and (.event | startswith("option --merge: "))' <<<"$stderr"
 }
+
+@test "connections the server refuses leave the work to the others" {
+	# A role allowed two sessions: two of the four connections are refused
+	# ("too many connections", transient) and retried until the input ends.
+	local role
+	role=$(tbl_name r)
+	# (Not a superuser: the limit does not hold for one.)
+	psqlq -d postgres -c "CREATE ROLE $role LOGIN CONNECTION LIMIT 2 PASSWORD 'pw'"
+	psqlq -d postgres -c "ALTER DATABASE $POSTGRES_DATABASE OWNER TO $role"
+	awk 'BEGIN { for (i = 1; i <= 200; i++) printf "%d {\"id\":\"%d\",\"name\":\"n\"}\n", i, i }' |
+		envls labels >"$T/env"
+	for i in 1 2 3 4 5 6 7 8 9 10; do echo 20; done >"$T/sizes"
+	frame_sizes "$T/sizes" labels <"$T/env" >"$T/in"
+	POSTGRES_USERNAME=$role POSTGRES_PASSWORD=pw run -0 --separate-stderr \
+		with_timeout 60 tblload --jobs 4 <"$T/in"
+	assert_equal 200 "$(count labels)"
+	assert_equal 10 "$(batch_logs "$stderr" | wc -l)"
+	(($(grep -c "too many connections for role" <<<"$stderr") >= 2)) || flunk "$stderr"
+	assert_equal 2 "$(jq -r 'select(.event | startswith("⚠️ Connection")) | .event' <<<"$stderr" | grep -c 'not made, going on without it')"
+	assert_equal "" "$(jq -r 'select(.level == "error") | .event' <<<"$stderr")"
+}
