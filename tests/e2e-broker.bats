@@ -271,3 +271,20 @@ kill_tblload_counted() {
 	after_kill tblload
 	(($(drain_counters | jq .redelivered) > 0)) || flunk "nothing redelivered: $(drain_counters)"
 }
+
+@test "POSTGRES_BATCH_MODE=false: one message per transaction, a backlog too; true: a backlog of small batches takes fewer" {
+	export POSTGRES_BATCH_MODE=false
+	samples labels 200 | publish labels
+	sup_start
+	wait_until 60 counts_are "0 200 0 0"
+	assert_equal 200 "$(psqlq -c 'SELECT count(DISTINCT xmin::text) FROM labels')"
+	sup_stops
+	# The same backlog in batches of 5: tblload merges the ones that wait.
+	sup_setup
+	export POSTGRES_BATCH_SIZE=5
+	samples labels 200 | publish labels
+	sup_start
+	wait_until 60 counts_are "0 200 0 0"
+	(($(psqlq -c 'SELECT count(DISTINCT xmin::text) FROM labels') < 40))
+	sup_stops
+}
