@@ -25,7 +25,8 @@ BINS     := $(TOOLS:%=$(BUILD)/bin/%)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/test/%,$(sort $(wildcard tests/unit/*.c)))
 MANS     := $(sort $(wildcard docs/man/*.1))
 
-.PHONY: all check deps test test-asan asan bench bench-scale demo demo-stop install clean
+.PHONY: all check deps test test-asan asan bench bench-scale demo demo-stop install \
+	install-systemd image deb clean
 all: $(BINS) $(UNIT_BINS)
 
 # Every object depends on VERSION: --version and the AMQP client properties
@@ -66,9 +67,10 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 deps:
 	scripts/install-deps
 
-# make check: install what is missing, build, run every suite, then run the
-# per-tool suites again against binaries built with ASan and UBSan.
-check: deps all
+# make check: install what is missing, build (the fuzz targets too), run every
+# suite (fuzz.bats: each fuzz target briefly), then run the per-tool suites
+# again against binaries built with ASan and UBSan.
+check: deps all fuzz-build
 	tests/run $(BUILD)/bin
 	$(MAKE) test-asan
 
@@ -104,10 +106,56 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/tableinator
 	install -m 755 $(BINS) $(SCRIPTS) $(DESTDIR)$(PREFIX)/bin
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/tableinator
-	install -m 644 scripts/lib/log.bash $(DESTDIR)$(PREFIX)/share/tableinator
+	install -m 644 scripts/lib/common.bash scripts/lib/log.bash $(DESTDIR)$(PREFIX)/share/tableinator
 	$(if $(MANS),install -m 644 $(MANS) $(DESTDIR)$(PREFIX)/share/man/man1)
 
+# The systemd units and the file of settings they read, apart from install so
+# that a plain install stays where it was. Settings already there are kept.
+SYSCONFDIR     ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+UNITS          := $(sort $(wildcard dist/systemd/*.in))
+
+install-systemd:
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSCONFDIR)/default
+	for u in $(UNITS); do \
+		n=$${u##*/}; \
+		sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $$u \
+			>$(DESTDIR)$(SYSTEMDUNITDIR)/$${n%.in} && \
+		chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${n%.in} || exit; \
+	done
+	test -e $(DESTDIR)$(SYSCONFDIR)/default/tableinator || \
+		install -m 600 dist/default/tableinator $(DESTDIR)$(SYSCONFDIR)/default/tableinator
+
+# The container image (Containerfile), with podman, or docker without it;
+# --format docker keeps the HEALTHCHECK, the host's network spares a bridge.
+# Tagged VERSION and latest; IMAGE_BASE picks another base than
+# debian:bookworm-slim, IMAGE_OPTS adds options.
+ENGINE     ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+IMAGE      ?= localhost/tableinator
+IMAGE_BASE ?=
+IMAGE_OPTS ?=
+
+image:
+	$(ENGINE) build $(if $(filter podman,$(notdir $(ENGINE))),--format docker) \
+		--network host --build-arg VERSION=$(VERSION) \
+		$(if $(IMAGE_BASE),--build-arg BASE=$(IMAGE_BASE)) $(IMAGE_OPTS) \
+		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest -f Containerfile .
+
+# The Debian package, built from a copy of the tree (dpkg-buildpackage
+# cleans what it builds in, and this tree's build/ must stay) into
+# $(BUILD)/deb, with none of this make's settings.
+deb:
+	rm -rf $(BUILD)/deb
+	mkdir -p $(BUILD)/deb/tableinator-$(VERSION)
+	tar -c --exclude-vcs --exclude=./build --exclude='./build-*' --exclude=./var . | \
+		tar -x -C $(BUILD)/deb/tableinator-$(VERSION)
+	cd $(BUILD)/deb/tableinator-$(VERSION) && \
+		env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL dpkg-buildpackage -us -uc -b
+	rm -rf $(BUILD)/deb/tableinator-$(VERSION)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
+
+include fuzz/fuzz.mk
 
 .SECONDARY:

@@ -93,7 +93,7 @@ static struct {
 static const char *usage_text =
     "usage: amqp-drain [--acks fifo] [--until-empty] [--prefetch n] [--types list]\n"
     "                  [--cancel-delay s] [--drain-timeout s] [--supervisor pid]\n"
-    "       amqp-drain --check\n"
+    "       amqp-drain --check | --check-config\n"
     "      --acks fifo         settle deliveries as tblload reports them through fifo\n"
     "                          (without it, stdout must be a regular file: deliveries\n"
     "                          are acked once it is fsync'ed)\n"
@@ -108,6 +108,7 @@ static const char *usage_text =
     "      --drain-timeout s   on SIGTERM or idle exit, wait this long for settles\n"
     "                          (default 60)\n"
     "      --supervisor pid    stop as on SIGTERM when pid, the parent, ends\n"
+    "      --check-config      check the options and the environment, then exit\n"
     "  -h, --help              show this help\n"
     "  -V, --version           show the version\n"
     "The broker is AMQP_CONNECTION (amqp://user:password@host:port/vhost).\n";
@@ -633,12 +634,14 @@ read_options(int argc, char *argv[])
 		{ "cancel-delay", required_argument, NULL, 'D' },
 		{ "drain-timeout", required_argument, NULL, 'T' },
 		{ "supervisor", required_argument, NULL, 'S' },
+		{ "check-config", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	long long batch;
 	char *list, *tok, *save;
+	bool check_config = false;
 	int ch, t;
 
 	batch = env_ll("POSTGRES_BATCH_SIZE", 100, 1, 1000000);
@@ -680,6 +683,9 @@ read_options(int argc, char *argv[])
 		case 'S':
 			opt.supervisor = opt_ll("--supervisor", optarg, 1, INT_MAX);
 			break;
+		case 'K':
+			check_config = true;
+			break;
 		case 'h':
 			print_usage(usage_text);
 		case 'V':
@@ -691,6 +697,8 @@ read_options(int argc, char *argv[])
 	if (optind != argc)
 		die_operand(argv[optind]);
 	amq_url_from_env(&url);
+	if (check_config)
+		exit(EXIT_OK);
 }
 
 /* ---- the loop ------------------------------------------------------------ */

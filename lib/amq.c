@@ -6,6 +6,7 @@
 #include <sys/time.h>
 #include <arpa/inet.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -150,6 +151,17 @@ amq_url_parse(const char *url, struct amq_url *u, const char **err)
 	auth_end = p + strcspn(p, "/?");
 	path = auth_end;
 	query = path + strcspn(path, "?");
+	/*
+	 * The authority ends at the first '/' or '?', so a password holding
+	 * one of them unescaped ("u:12345/secret@h") leaves part of itself and
+	 * the real host in the path or the query, where a message would show
+	 * it. A vhost or a file with a real '@' writes it %40.
+	 */
+	if (strchr(auth_end, '@') != NULL) {
+		*err = "AMQP_CONNECTION: '@' after the host: write a '/', '?' or '#' in the "
+		    "password as %2F, %3F, %23 (and an '@' in the vhost or a query as %40)";
+		return -1;
+	}
 	/* userinfo is everything up to the last '@' of the authority */
 	at = NULL;
 	for (q = p; q < auth_end; q++)
@@ -186,9 +198,15 @@ amq_url_parse(const char *url, struct amq_url *u, const char **err)
 		}
 	} else {
 		colon = memchr(hostp, ':', (size_t)(auth_end - hostp));
-		u->host = pct_decode(hostp, (size_t)((colon ? colon : auth_end) - hostp), false);
+		/* A bad escape is no host: not localhost, where the credentials
+		 * would go instead. */
+		if ((u->host = pct_decode(hostp, (size_t)((colon ? colon : auth_end) - hostp),
+		    false)) == NULL) {
+			*err = "AMQP_CONNECTION: bad %-escape in the host";
+			goto fail;
+		}
 	}
-	if (u->host == NULL || u->host[0] == '\0') {
+	if (u->host[0] == '\0') {
 		free(u->host);
 		u->host = xstrdup("localhost");
 	}
@@ -233,11 +251,16 @@ fail:
 void
 amq_url_from_env(struct amq_url *u)
 {
-	const char *url, *err;
+	const char *err;
+	char *url;
+	int rc;
 
-	if ((url = env_str("AMQP_CONNECTION", NULL)) == NULL)
-		die(EXIT_CONFIG, "AMQP_CONNECTION is not set (want amqp://user:password@host:port/vhost)");
-	if (amq_url_parse(url, u, &err) < 0)
+	if ((url = env_secret("AMQP_CONNECTION", "AMQP_CONNECTION_FILE")) == NULL || *url == '\0')
+		die(EXIT_CONFIG, "AMQP_CONNECTION (or AMQP_CONNECTION_FILE) is not set "
+		    "(want amqp://user:password@host:port/vhost)");
+	rc = amq_url_parse(url, u, &err);
+	secret_free(url);
+	if (rc < 0)
 		die(EXIT_CONFIG, "%s", err);
 }
 
@@ -310,6 +333,63 @@ entry_bool(const char *k, int v)
 	return e;
 }
 
+/*
+ * What the TLS handshake showed of the broker's wishes. Static: the SSL
+ * object keeps the callback for the life of the connection (a TLS 1.2
+ * renegotiation would call it again), after amq_connect has returned.
+ */
+static struct tls_seen {
+	bool	 asked;		/* it asked for a client certificate */
+	bool	 sent;		/* and we had one to send */
+} seen;
+
+/* OpenSSL calls this when the broker asks for a client certificate. */
+static int
+on_cert_request(SSL *ssl, void *arg)
+{
+	(void)arg;
+	seen.asked = true;
+	seen.sent = SSL_get_certificate(ssl) != NULL;
+	return 1;
+}
+
+/*
+ * rabbitmq-c says only "a SSL error occurred", and with TLS 1.3 says it at
+ * login: the broker checks the client's certificate after the client is
+ * done with the handshake, and answers with an alert. Append why: OpenSSL's
+ * reason when its queue holds one (the alert, if it was read before the
+ * broker's close reset the connection), and what the broker asked for. True
+ * when the broker's TLS refused ours (an alert: no client certificate, one
+ * of an authority it does not trust, no common protocol version), which no
+ * retry changes.
+ */
+static bool
+tls_failure(bool no_amqp_yet, char *err, size_t errsz)
+{
+	unsigned long e = ERR_peek_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+	bool refused = false;
+	size_t n = strlen(err);
+
+	if (r != NULL) {
+		snprintf(err + n, errsz - n, ": %s", r);
+		refused = strstr(r, "alert") != NULL || strstr(r, "certificate") != NULL ||
+		    strstr(r, "protocol") != NULL || strstr(r, "wrong version number") != NULL;
+	}
+	/* The broker asked for a certificate and dropped the connection before
+	 * a word of AMQP, with no reason we could read or one about the
+	 * certificate: it did not take what we sent. */
+	if (seen.asked && no_amqp_yet && (r == NULL || strstr(r, "certificate") != NULL ||
+	    strstr(r, "unknown ca") != NULL)) {
+		n = strlen(err);
+		snprintf(err + n, errsz - n, seen.sent ?
+		    " (the broker does not take our client certificate)" :
+		    " (the broker wants a client certificate: certfile= and keyfile=)");
+		refused = true;
+	}
+	return refused;
+}
+
 amqp_connection_state_t
 amq_connect(const struct amq_url *u, const char *name, enum amq_fail *fail, char *err,
     size_t errsz)
@@ -323,6 +403,7 @@ amq_connect(const struct amq_url *u, const char *name, enum amq_fail *fail, char
 	int rc;
 
 	*fail = AMQ_UNREACHABLE;
+	seen.asked = seen.sent = false;
 	if ((c = amqp_new_connection()) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
@@ -338,6 +419,7 @@ amq_connect(const struct amq_url *u, const char *name, enum amq_fail *fail, char
 		struct in_addr a4;
 		bool ip = inet_pton(AF_INET, u->host, &a4) == 1 || inet_pton(AF_INET6, u->host, &a6) == 1;
 
+		SSL_CTX_set_cert_cb(ctx, on_cert_request, NULL);
 		amqp_ssl_socket_set_verify_peer(s, u->verify);
 		/* rabbitmq-c matches DNS names only; OpenSSL checks an IP address
 		 * against the certificate's IP entries during the handshake. */
@@ -363,10 +445,12 @@ amq_connect(const struct amq_url *u, const char *name, enum amq_fail *fail, char
 			goto fail;
 		}
 	}
+	ERR_clear_error();
 	if ((rc = amqp_socket_open_noblock(s, u->host, u->port, &tv)) != AMQP_STATUS_OK) {
 		snprintf(err, errsz, "cannot connect to %s: %s", u->redacted, amqp_error_string2(rc));
 		if (rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED ||
-		    rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED)
+		    rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED ||
+		    (rc == AMQP_STATUS_SSL_CONNECTION_FAILED && tls_failure(true, err, errsz)))
 			*fail = AMQ_REFUSED;
 		goto fail;
 	}
@@ -391,7 +475,10 @@ amq_connect(const struct amq_url *u, const char *name, enum amq_fail *fail, char
 		/* A broker that answers and closes refuses us: credentials or vhost. */
 		if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION ||
 		    (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-		    r.library_error == AMQP_STATUS_CONNECTION_CLOSED))
+		    r.library_error == AMQP_STATUS_CONNECTION_CLOSED) ||
+		    (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+		    r.library_error == AMQP_STATUS_SSL_ERROR &&
+		    tls_failure(amqp_get_server_properties(c)->num_entries == 0, err, errsz)))
 			*fail = AMQ_REFUSED;
 		goto fail;
 	}

@@ -132,10 +132,13 @@ json_escape(struct buf *b, const unsigned char *p, const unsigned char *end)
 	b->p[b->len] = '\0';
 }
 
+/* As buf_add, these take (NULL, 0) for an empty text: an empty buf has no
+ * memory yet, and NULL + 0 is undefined, so no pointer arithmetic then. */
 void
 buf_json_escape(struct buf *b, const char *s, size_t n)
 {
-	json_escape(b, (const unsigned char *)s, (const unsigned char *)s + n);
+	if (n > 0)
+		json_escape(b, (const unsigned char *)s, (const unsigned char *)s + n);
 }
 
 void
@@ -145,7 +148,8 @@ buf_json_str(struct buf *b, const char *s, size_t n)
 
 	buf_reserve(b, n + 2);
 	buf_addc(b, '"');
-	json_escape(b, p, p + n);
+	if (n > 0)
+		json_escape(b, p, p + n);
 	buf_addc(b, '"');
 }
 
@@ -183,11 +187,11 @@ utf8_seqlen(const unsigned char *p, size_t n)
 void
 buf_json_str_lossy(struct buf *b, const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s, *end = p + n, *run;
+	const unsigned char *p = (const unsigned char *)s, *end, *run;
 	size_t k;
 
 	buf_addc(b, '"');
-	while (p < end) {
+	for (end = n > 0 ? p + n : p; p < end;) {
 		run = p;
 		while (p < end && *p < 0x80)
 			p++;

@@ -228,6 +228,14 @@ json_parse_strict(const char *s, size_t n, const char **err)
 	if (o == NULL || jerr != json_tokener_success) {
 		if (o != NULL)
 			json_object_put(o);
+		/*
+		 * json_tokener_reset does not clear a pending high surrogate:
+		 * text that ends just after "\ud800" would put a U+FFFD into
+		 * the next text's first \u escape. Only a parse that stopped
+		 * early can leave one, so only then is the parser made anew.
+		 */
+		json_tokener_free(tok);
+		tok = NULL;
 		*err = jerr == json_tokener_continue ? "unexpected end of input" :
 		    json_tokener_error_desc(jerr);
 		return NULL;

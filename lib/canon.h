@@ -1,5 +1,5 @@
 /*
- * The canonical form of a record (DESIGN.md §2): compact JSON, object keys
+ * The canonical form of a record (docs/design.md#hash): compact JSON, object keys
  * sorted by byte order at every level, strings escaped only for '"', '\'
  * and U+0000..U+001F, non-ASCII as raw UTF-8, numbers as written. It is the
  * form the Rust extractor hashes, so its SHA-256 is the record's hash.

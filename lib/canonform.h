@@ -1,5 +1,5 @@
 /*
- * Recognising a record that is already in canonical form (DESIGN.md §2), so
+ * Recognising a record that is already in canonical form (docs/design.md#hash), so
  * that tblhash can hash it as it is instead of parsing and writing it again.
  * The Rust extractor writes every body as {"type":"data","id":"N",
  * "sha256":"…", followed by the record's members in canonical form, so for

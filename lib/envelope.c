@@ -299,14 +299,16 @@ env_scan_prefix(const char *line, size_t len, struct envelope *e, const char **e
 void
 slice_decode(struct buf *b, struct slice s)
 {
-	const char *p = s.p, *end = s.p + s.n;
+	const char *p = s.p, *end;
 	unsigned long cp, lo;
 	int i;
 
+	/* An absent member is a NULL slice: no arithmetic on its pointer. */
 	if (!s.esc) {
 		buf_add(b, s.p, s.n);
 		return;
 	}
+	end = s.p + s.n;
 	while (p < end) {
 		if (*p != '\\') {
 			buf_addc(b, *p++);

@@ -51,7 +51,7 @@ struct writer;
  * -2 with errno set. */
 int	lr_getline(struct linereader *, struct line *, struct writer *w);
 
-/* Buffered writer; errors are sticky and reported by out_flush. */
+/* Buffered writer; errors are sticky and reported by w_flush. */
 struct writer {
 	int		 fd;
 	struct buf	 b;

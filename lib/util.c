@@ -1,14 +1,17 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "num.h"
 #include "util.h"
 
 const char *progname = "tableinator";
@@ -171,4 +174,70 @@ peak_rss_kb(void)
 	if (getrusage(RUSAGE_SELF, &ru) < 0)
 		return -1;
 	return ru.ru_maxrss;
+}
+
+char *
+env_secret(const char *name, const char *fname)
+{
+	const char *v = getenv(name), *path;
+	char *buf, *out;
+	struct stat st;
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	if ((path = env_str(fname, NULL)) == NULL)
+		return v == NULL ? NULL : xstrdup(v);
+	if (v != NULL && *v != '\0')
+		die(EXIT_CONFIG, "%s and %s are both set: set one of them", name, fname);
+	/* O_NONBLOCK: opening a FIFO must not hang; it is refused below. */
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0)
+		die(EXIT_CONFIG, "%s: cannot open %s: %s", fname, path, strerror(errno));
+	if (fstat(fd, &st) < 0)
+		die(EXIT_CONFIG, "%s: cannot stat %s: %s", fname, path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		die(EXIT_CONFIG, "%s: %s is not a regular file", fname, path);
+	buf = xmalloc(SECRET_MAX + 2);
+	/* One byte more than allowed tells a file that is too large. */
+	while (len <= SECRET_MAX && (n = read_some(fd, buf + len, SECRET_MAX + 1 - len)) != 0) {
+		if (n < 0)
+			die(EXIT_CONFIG, "%s: cannot read %s: %s", fname, path, strerror(errno));
+		len += (size_t)n;
+	}
+	(void)close(fd);
+	if (len > SECRET_MAX)
+		die(EXIT_CONFIG, "%s: %s is larger than %d bytes", fname, path, SECRET_MAX);
+	if (memchr(buf, '\0', len) != NULL)
+		die(EXIT_CONFIG, "%s: %s holds a NUL byte", fname, path);
+	/* echo and most editors end the file with a newline (CRLF on Windows). */
+	if (len > 0 && buf[len - 1] == '\n' && --len > 0 && buf[len - 1] == '\r')
+		len--;
+	out = xstrndup(buf, len);
+	explicit_bzero(buf, SECRET_MAX + 1);
+	free(buf);
+	return out;
+}
+
+void
+secret_free(char *s)
+{
+	if (s == NULL)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+void
+redact(char *s, const char *secret)
+{
+	size_t n = secret == NULL ? 0 : strlen(secret);
+	char *p;
+
+	if (n < 3)
+		return;
+	while ((p = strstr(s, secret)) != NULL) {
+		memcpy(p, "***", 3);
+		memmove(p + 3, p + n, strlen(p + n) + 1);
+		s = p + 3;
+	}
 }

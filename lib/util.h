@@ -47,6 +47,25 @@ noreturn void print_version(void);
 void	 ignore_sigpipe(void);
 
 
+/* The longest secret read from a *_FILE variable, in bytes. */
+#define SECRET_MAX	65536
+
+/*
+ * A secret from the environment, as an allocated string: the value of name,
+ * or the contents of the file that file_var (name with "_FILE": the
+ * container convention for secrets) names, without one trailing newline.
+ * NULL when neither is set (an empty name is returned as it is). Both set,
+ * or a file that is not a regular file, cannot be read, is larger than
+ * SECRET_MAX or holds a NUL byte: exit 78 naming the variable and the
+ * path, never the contents.
+ */
+char	*env_secret(const char *name, const char *file_var);
+/* Wipe and free a secret. */
+void	 secret_free(char *);
+/* Replace each occurrence of secret in s (a message) with "***". Secrets
+ * shorter than three bytes are left: they would mangle any message. */
+void	 redact(char *s, const char *secret);
+
 /* Peak resident set size of this process, in kilobytes. */
 long	 peak_rss_kb(void);
 #endif

@@ -1,4 +1,4 @@
--- tableinator schema (DESIGN.md §3). Idempotent: tblload applies it at every start.
+-- tableinator schema (docs/design.md#schema). Idempotent: tblload applies it at every start.
 --
 -- Each record table keeps the typed columns people query, the record's hash
 -- (SHA-256 of its canonical form, the skip test for unchanged records) and the

@@ -48,11 +48,13 @@ static unsigned long long nbatches, nlines, nrecords, npassed;
 
 static const char *usage_text =
     "usage: tblbatch [-s size] [-i seconds] [--max-bytes n] [--max-line n]\n"
+    "       tblbatch --check-config\n"
     "  -s, --size n          envelopes per batch (default POSTGRES_BATCH_SIZE or 100)\n"
     "  -i, --interval s      write a batch whose oldest envelope waited this long\n"
     "                        (default POSTGRES_BATCH_FLUSH_INTERVAL or 5.0)\n"
     "      --max-bytes n     write a batch once it holds this many bytes (default 33554432)\n"
     "      --max-line n      longest line read whole (default 67108864)\n"
+    "      --check-config    check the options and the environment, then exit\n"
     "  -h, --help            show this help\n"
     "  -V, --version         show the version\n";
 
@@ -235,11 +237,12 @@ read_options(int argc, char *argv[])
 		{ "interval", required_argument, NULL, 'i' },
 		{ "max-bytes", required_argument, NULL, 'B' },
 		{ "max-line", required_argument, NULL, 'L' },
+		{ "check-config", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	bool size_set = false, interval_set = false;
+	bool size_set = false, interval_set = false, check_config = false;
 	int ch;
 
 	opterr = 0;
@@ -259,6 +262,9 @@ read_options(int argc, char *argv[])
 		case 'L':
 			opt.max_line = (size_t)opt_ll("--max-line", optarg, 1024, 1LL << 31);
 			break;
+		case 'K':
+			check_config = true;
+			break;
 		case 'h':
 			print_usage(usage_text);
 		case 'V':
@@ -274,6 +280,8 @@ read_options(int argc, char *argv[])
 		opt.size = env_ll("POSTGRES_BATCH_SIZE", opt.size, 1, 1000000);
 	if (!interval_set)
 		opt.interval = env_double("POSTGRES_BATCH_FLUSH_INTERVAL", opt.interval, 0, 86400);
+	if (check_config)
+		exit(EXIT_OK);
 }
 
 int

@@ -154,7 +154,8 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 	} else if (in.has_raw) {
 		buf_reset(scratch);
 		slice_decode(scratch, in.raw);
-		bp = scratch->p;
+		/* An empty raw string leaves a new buffer without memory. */
+		bp = scratch->p != NULL ? scratch->p : "";
 		bn = scratch->len;
 	} else {
 		bp = in.body.p;

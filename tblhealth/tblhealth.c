@@ -39,12 +39,13 @@ struct config {
 	long long	 stuck_interval;
 	long long	 supervisor;	/* --supervisor: the parent's pid, or 0 */
 	bool		 status;	/* --status: print the facts and exit */
+	bool		 check_config;	/* --check-config: exit once read */
 };
 
 static const char *usage_text =
     "usage: tblhealth [-b address] [-p port] [-d dir] [--max-connections n]\n"
     "                 [--max-per-ip n] [--timeout seconds] [--supervisor pid]\n"
-    "       tblhealth --status [-d dir]\n"
+    "       tblhealth --status | --check-config [-d dir]\n"
     "  -b, --bind address      listen on this address (default HEALTH_CHECK_BIND,\n"
     "                          else 0.0.0.0)\n"
     "  -p, --port port         listen on this port (default HEALTH_CHECK_PORT, else\n"
@@ -56,6 +57,7 @@ static const char *usage_text =
     "      --timeout seconds   to send a whole request, or to stay idle (default 10)\n"
     "      --supervisor pid    stop when pid, the parent, ends\n"
     "      --status            print the pipeline's state as KEY=VALUE lines, exit\n"
+    "      --check-config      check the options and the environment, then exit\n"
     "  -h, --help              show this help\n"
     "  -V, --version           show the version\n";
 
@@ -70,6 +72,7 @@ read_config(int argc, char *argv[], struct config *c)
 		{ "port", required_argument, NULL, 'p' },
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "status", no_argument, NULL, 's' },
+		{ "check-config", no_argument, NULL, 'K' },
 		{ "supervisor", required_argument, NULL, 'S' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "version", no_argument, NULL, 'V' },
@@ -106,6 +109,9 @@ read_config(int argc, char *argv[], struct config *c)
 		case 's':
 			c->status = true;
 			break;
+		case 'K':
+			c->check_config = true;
+			break;
 		case 'S':
 			c->supervisor = opt_ll("--supervisor", optarg, 1, INT_MAX);
 			break;
@@ -134,6 +140,8 @@ read_config(int argc, char *argv[], struct config *c)
 	 * a flood from a few addresses leave most of them to everyone else. */
 	if (c->max_per_ip < 0)
 		c->max_per_ip = (c->max_conns + 7) / 8;
+	if (c->check_config)
+		exit(EXIT_OK);
 }
 
 /* Check that the connection limit fits in the descriptor limit. */

@@ -23,6 +23,8 @@ batch_add(struct batch *b, const struct line *l, size_t max_line)
 		r->reason = xasprintf("line too long (%zu bytes, limit %zu)", l->full_len,
 		    max_line);
 	}
+	/* Reserved even for an empty line: lines are read as arena.p + off. */
+	buf_reserve(&b->arena, l->len);
 	buf_add(&b->arena, l->p, l->len);
 }
 

@@ -1,8 +1,10 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -12,7 +14,7 @@
 #include "num.h"
 #include "util.h"
 
-#define NPARAMS	9
+#define NPARAMS	12	/* connection keywords at most */
 #define COPY_CHUNK	(256 * 1024)	/* bytes of COPY data per PQputCopyData */
 
 struct db {
@@ -22,8 +24,9 @@ struct db {
 	const char	*keys[NPARAMS + 1];
 	const char	*vals[NPARAMS + 1];
 	char		 host[256], port[8];
+	char		*password;	/* POSTGRES_PASSWORD, or the file's */
 	const char	*dbname;
-	char		 where[320];
+	char		 where[384];
 	struct buf	 sql[NTABLES];	/* upsert statement per record type */
 	char		 sqlstate[6];	/* of the last error */
 	bool		 copy_staged, copy_failed;	/* the COPY going on */
@@ -99,48 +102,117 @@ run(struct db *db, const char *sql, int nparams, const char *const *params)
 	return keep;
 }
 
+/*
+ * POSTGRES_ADDRESS: host[:port], or [v6-address][:port]. The value is never
+ * echoed: a URL or user:password@host written here would carry a password
+ * into the log and into tblload.json.
+ */
+static void
+parse_address(struct db *db, const char *addr)
+{
+	/* A name, an IPv4 address, a socket directory or libpq's list h1,h2;
+	 * in brackets, an IPv6 address, perhaps with a zone (fe80::1%eth0). */
+	static const char name[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789.-_,/";
+	static const char v6addr[] = "0123456789abcdefABCDEF:.";
+	const char *host, *end, *port, *why;
+	long long n;
+	size_t hl, ok;
+	bool v6;
+
+	if (strstr(addr, "://") != NULL)
+		die(EXIT_CONFIG, "POSTGRES_ADDRESS: want host[:port], not a URL (the user name "
+		    "and password go in POSTGRES_USERNAME and POSTGRES_PASSWORD)");
+	if (strchr(addr, '@') != NULL)
+		die(EXIT_CONFIG, "POSTGRES_ADDRESS: want host[:port], without a user name or "
+		    "password (they go in POSTGRES_USERNAME and POSTGRES_PASSWORD)");
+	if ((v6 = addr[0] == '[')) {
+		host = addr + 1;
+		if ((end = strchr(host, ']')) == NULL)
+			die(EXIT_CONFIG, "POSTGRES_ADDRESS: missing ']' after the IPv6 address");
+		if (end[1] != '\0' && end[1] != ':')
+			die(EXIT_CONFIG, "POSTGRES_ADDRESS: unexpected text after ']' "
+			    "(want [address]:port)");
+		port = end[1] == ':' ? end + 2 : NULL;
+	} else {
+		host = addr;
+		end = host + strcspn(host, ":");
+		port = *end == ':' ? end + 1 : NULL;
+	}
+	hl = (size_t)(end - host);
+	if (hl == 0)
+		die(EXIT_CONFIG, "POSTGRES_ADDRESS: no host (want host[:port])");
+	if (hl >= sizeof(db->host))
+		die(EXIT_CONFIG, "POSTGRES_ADDRESS: host name too long");
+	memcpy(db->host, host, hl);
+	if (!v6)
+		ok = strspn(db->host, name);
+	else if ((ok = strspn(db->host, v6addr)) < hl && db->host[ok] == '%')
+		ok += 1 + strspn(db->host + ok + 1, name);
+	if (ok < hl)
+		die(EXIT_CONFIG, "POSTGRES_ADDRESS: the host is no host name or address "
+		    "(want host[:port] or [IPv6-address]:port)");
+	n = 5432;
+	if (port != NULL && parse_ll(port, 1, 65535, &n, &why) < 0)
+		die(EXIT_CONFIG, "POSTGRES_ADDRESS: the port is %s (want 1 to 65535)", why);
+	snprintf(db->port, sizeof(db->port), "%lld", n);
+}
+
+/*
+ * A TLS file named by one of our variables: libpq's own message about a
+ * file it cannot read comes only once it connects, and names no variable.
+ */
+static void
+tls_file(struct db *db, int *n, const char *key, const char *var, const char *v)
+{
+	int fd;
+
+	if (v == NULL)
+		return;
+	/* libpq 16 and later read "system" as the system's authorities. */
+	if (strcmp(key, "sslrootcert") != 0 || strcmp(v, "system") != 0) {
+		if ((fd = open(v, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0)
+			die(EXIT_CONFIG, "%s: cannot read %s: %s", var, v, strerror(errno));
+		(void)close(fd);
+	}
+	db->keys[*n] = key;
+	db->vals[(*n)++] = v;
+}
+
 struct db *
 db_new(void)
 {
+	static const char *const sslmodes[] = {
+		"disable", "allow", "prefer", "require", "verify-ca", "verify-full"
+	};
 	struct db *db = xcalloc(1, sizeof(*db));
-	const char *addr, *colon, *v, *host;
-	const char *why;
-	long long port;
-	size_t hl;
+	const char *addr, *v, *mode;
+	size_t i;
 	int n = 0;
 
 	if ((addr = env_str("POSTGRES_ADDRESS", NULL)) != NULL) {
-		/* host[:port], or [v6-address][:port] */
-		if (addr[0] == '[') {
-			if ((colon = strchr(addr, ']')) == NULL)
-				die(EXIT_CONFIG, "POSTGRES_ADDRESS: missing ']' in '%s'", addr);
-			hl = (size_t)(colon - addr - 1);
-			host = addr + 1;
-			if (colon[1] != '\0' && colon[1] != ':')
-				die(EXIT_CONFIG, "POSTGRES_ADDRESS: unexpected text after ']' in '%s'", addr);
-			colon = colon[1] == ':' ? colon + 1 : NULL;
-		} else {
-			colon = strrchr(addr, ':');
-			hl = colon ? (size_t)(colon - addr) : strlen(addr);
-			host = addr;
-		}
-		if (hl == 0)
-			die(EXIT_CONFIG, "POSTGRES_ADDRESS: no host in '%s' (want host[:port])", addr);
-		if (hl >= sizeof(db->host))
-			die(EXIT_CONFIG, "POSTGRES_ADDRESS: host name too long");
-		memcpy(db->host, host, hl);
-		port = 5432;
-		if (colon != NULL && parse_ll(colon + 1, 1, 65535, &port, &why) < 0)
-			die(EXIT_CONFIG, "POSTGRES_ADDRESS: port '%s' is %s (want 1 to 65535)",
-			    colon + 1, why);
-		snprintf(db->port, sizeof(db->port), "%lld", port);
+		parse_address(db, addr);
 		db->keys[n] = "host", db->vals[n++] = db->host;
 		db->keys[n] = "port", db->vals[n++] = db->port;
 	}
 	if ((v = env_str("POSTGRES_USERNAME", NULL)) != NULL)
 		db->keys[n] = "user", db->vals[n++] = v;
-	if ((v = getenv("POSTGRES_PASSWORD")) != NULL)
-		db->keys[n] = "password", db->vals[n++] = v;
+	if ((db->password = env_secret("POSTGRES_PASSWORD", "POSTGRES_PASSWORD_FILE")) != NULL)
+		db->keys[n] = "password", db->vals[n++] = db->password;
+	/* Unset, libpq's PGSSLMODE (or its default, prefer) holds. */
+	if ((mode = env_str("POSTGRES_SSLMODE", NULL)) != NULL) {
+		for (i = 0; i < NELEM(sslmodes) && strcmp(mode, sslmodes[i]) != 0; i++)
+			;
+		if (i == NELEM(sslmodes))
+			die(EXIT_CONFIG, "POSTGRES_SSLMODE: '%s' is not disable, allow, prefer, "
+			    "require, verify-ca or verify-full", mode);
+		db->keys[n] = "sslmode", db->vals[n++] = mode;
+	} else
+		mode = env_str("PGSSLMODE", NULL);
+	tls_file(db, &n, "sslrootcert", "POSTGRES_SSLROOTCERT",
+	    env_str("POSTGRES_SSLROOTCERT", NULL));
+	tls_file(db, &n, "sslcert", "POSTGRES_SSLCERT", env_str("POSTGRES_SSLCERT", NULL));
+	tls_file(db, &n, "sslkey", "POSTGRES_SSLKEY", env_str("POSTGRES_SSLKEY", NULL));
 	db->dbname = env_str("POSTGRES_DATABASE", env_str("PGDATABASE", "discogsography"));
 	db->keys[n] = "dbname", db->vals[n++] = db->dbname;
 	db->keys[n] = "application_name", db->vals[n++] = "tblload";
@@ -149,9 +221,9 @@ db_new(void)
 	db->keys[n] = "options", db->vals[n++] = "-c client_min_messages=warning -c temp_buffers=32MB";
 	db->keys[n] = NULL;
 	db->vals[n] = NULL;
-	snprintf(db->where, sizeof(db->where), "database %s on %s%s%s", db->dbname,
+	snprintf(db->where, sizeof(db->where), "database %s on %s%s%s%s%s", db->dbname,
 	    db->host[0] ? db->host : env_str("PGHOST", "the default host"),
-	    db->host[0] ? ":" : "", db->port);
+	    db->host[0] ? ":" : "", db->port, mode ? ", sslmode " : "", mode ? mode : "");
 	return db;
 }
 
@@ -178,6 +250,7 @@ db_close(struct db *db)
 		PQfinish(db->conn);
 	for (i = 0; i < NTABLES; i++)
 		buf_free(&db->sql[i]);
+	secret_free(db->password);
 	free(db);
 }
 
@@ -267,26 +340,63 @@ exec_cmd(struct db *db, const char *sql, const char *ids, char *err, size_t errs
 
 /*
  * A connection failure is a configuration error when the server answered
- * and refused us (credentials, missing role or database, pg_hba), and
- * temporary when it could not be reached or is starting or stopping.
- * libpq gives no SQLSTATE here, so this reads the message.
+ * and refused us (credentials, missing role or database, pg_hba), or when
+ * TLS cannot be had as configured: the server has none but sslmode wants
+ * it, its certificate fails verification (unknown authority, expired) or
+ * names another host, it refuses our client certificate, a file is
+ * missing. It is temporary when the server cannot be reached, or is
+ * starting or stopping. libpq gives no SQLSTATE before the connection is
+ * up, so this reads PQerrorMessage (untranslated: the tools never call
+ * setlocale).
+ *
+ * Whole messages changed between libpq 13 and 18 (13: "could not connect
+ * to server: ...", 14 on: "connection to server at ... failed: ...", each
+ * address tried adding its own line), so only fragments that stayed the
+ * same are matched. The TLS reasons are OpenSSL's (1.1 and 3), quoted by
+ * libpq after "SSL error: ": its alerts all read "sslv3 alert ...",
+ * "tlsv1 alert ..." or "tlsv13 alert ...".
  */
 static enum outcome
 classify_connect(PGconn *c)
 {
+	static const char *const transient[] = {
+		"starting up", "shutting down", "recovery mode", "not yet accepting connections",
+		"too many clients", "too many connections", "connection slots are reserved",
+	};
 	static const char *const config[] = {
+		/* The server refused us. */
 		"password authentication failed", "authentication failed",
 		"no password supplied", "no pg_hba.conf entry", "does not exist",
-		"permission denied", "SSL required", "certificate",
+		"permission denied",
+		/* A proxy's words (pgbouncer). */
+		"SSL required",
+		/* "server does not support SSL, but SSL was required" (13 to 18). */
+		"does not support SSL",
+		/* "GSSAPI encryption required but was impossible ..." */
+		"encryption required",
+		/* "SSL error: certificate verify failed" (an unknown authority, an
+		 * expired certificate), "server certificate for \"x\" does not
+		 * match host name \"y\"", "connection requires a valid client
+		 * certificate", "root certificate file ... does not exist", ... */
+		"certificate", "does not match host name",
+		/* "private key file ... has group or world access", ... */
+		"private key",
+		/* The server's TLS refused ours: "tlsv1 alert unknown ca" (a client
+		 * certificate of another authority), "sslv3 alert handshake
+		 * failure", "tlsv1 alert protocol version". */
+		"sslv3 alert", "tlsv1 alert", "tlsv13 alert",
+		"unsupported protocol", "wrong version number", "no protocols available",
+		/* libpq's own checks of sslmode, sslrootcert=system (16 on). */
+		"sslmode", "sslrootcert",
 	};
 	const char *msg = PQerrorMessage(c);
 	size_t i;
 
 	if (PQconnectionNeedsPassword(c))
 		return OUT_CONFIG;
-	if (strstr(msg, "starting up") || strstr(msg, "shutting down") ||
-	    strstr(msg, "too many clients") || strstr(msg, "recovery mode"))
-		return OUT_TRANSIENT;
+	for (i = 0; i < NELEM(transient); i++)
+		if (strstr(msg, transient[i]) != NULL)
+			return OUT_TRANSIENT;
 	for (i = 0; i < NELEM(config); i++)
 		if (strstr(msg, config[i]) != NULL)
 			return OUT_CONFIG;
@@ -428,8 +538,8 @@ create_staging(struct db *db, char *err, size_t errsz)
 	return o;
 }
 
-enum outcome
-db_open(struct db *db, char *err, size_t errsz)
+static enum outcome
+open_conn(struct db *db, char *err, size_t errsz)
 {
 	enum outcome o;
 	const char *msg;
@@ -450,7 +560,7 @@ db_open(struct db *db, char *err, size_t errsz)
 			db->conn = NULL;
 			if ((o = create_database(db, err, errsz)) != OUT_OK)
 				return o;
-			return db_open(db, err, errsz);
+			return open_conn(db, err, errsz);
 		}
 		PQfinish(db->conn);
 		db->conn = NULL;
@@ -463,6 +573,18 @@ db_open(struct db *db, char *err, size_t errsz)
 	}
 	build_upserts(db);
 	return create_staging(db, err, errsz);
+}
+
+enum outcome
+db_open(struct db *db, char *err, size_t errsz)
+{
+	enum outcome o = open_conn(db, err, errsz);
+
+	/* The message is logged and kept in tblload.json: no password in it,
+	 * wherever libpq or the server put it (in a database name, say). */
+	if (o != OUT_OK)
+		redact(err, db->password);
+	return o;
 }
 
 /*

@@ -1,6 +1,6 @@
 /*
  * From a canonical record to the rows tblload writes: the typed columns of
- * DESIGN.md §3, the record as JSONB, and the link rows of a release. Rows go
+ * docs/design.md#schema, the record as JSONB, and the link rows of a release. Rows go
  * to a sink that formats them, as COPY text for PostgreSQL or as JSON for
  * --dry-run.
  */

@@ -1,12 +1,13 @@
 /*
  * tblload: read batches of envelopes (from tblbatch) and keep them in
- * PostgreSQL. Each batch is committed in one transaction (with other
- * batches of its type that wait, when there is a backlog): the stored
- * hashes are read, new records COPYed, changed ones upserted, unchanged
- * ones skipped; the last record of each id wins. A batch PostgreSQL refuses
- * is split until the refused rows are found; the rest is committed. After
- * each commit, one settle line per delivery goes to the ack file, so
- * amqp-drain can ack or reject it.
+ * PostgreSQL (docs/design.md#writes). Each batch is committed in one
+ * transaction (with other batches of its type that wait, when there is a
+ * backlog): the last record of each id wins; the stored hashes sort the
+ * others into unchanged (not written), new (COPYed straight into the
+ * tables) and changed (COPYed into a staging table, then upserted). A batch
+ * PostgreSQL refuses is split until the refused rows are found; the rest is
+ * committed. After each commit, one settle line per delivery goes to the
+ * ack file, so amqp-drain can ack or reject it (docs/design.md#delivery).
  *
  * With --jobs N, N connections commit at once, each on a thread of its own
  * (worker.c). This thread reads what the reader thread hands over, gives
@@ -55,12 +56,12 @@ struct totals {
 
 static struct {
 	const char	*acks, *rejects, *copy_out;
-	bool		 dry_run;
+	bool		 dry_run, check_config;
 	double		 retry_max;
 	size_t		 max_line;
 	int		 jobs;
 	long long	 merge;
-} opt = { NULL, NULL, NULL, false, 300, 64 << 20, JOBS_DEFAULT, MERGE_DEFAULT };
+} opt = { NULL, NULL, NULL, false, false, 300, 64 << 20, JOBS_DEFAULT, MERGE_DEFAULT };
 
 static int ack_fd = -1;
 static bool ack_lost;
@@ -84,6 +85,7 @@ static unsigned long long hist[NELEM(hist_le) + 1];
 static const char *usage_text =
     "usage: tblload [--acks file] [--rejects file] [--retry-max seconds]\n"
     "               [--jobs n|auto] [--merge n] [--dry-run | --copy-out dir] [--max-line n]\n"
+    "       tblload --check-config\n"
     "      --acks file        after each commit, write a settle line per delivery\n"
     "                         (a FIFO read by amqp-drain, or a regular file)\n"
     "      --rejects file     append every rejected message, with its reason, as NDJSON\n"
@@ -97,10 +99,13 @@ static const char *usage_text =
     "  -n, --dry-run          print the rows that would be written, as NDJSON; no database\n"
     "      --copy-out dir     write the rows as COPY text files <table>.copy; no database\n"
     "      --max-line n       longest line read whole (default 67108864)\n"
+    "      --check-config     check the options and the environment, then exit\n"
+    "                         (nothing is connected to)\n"
     "  -h, --help             show this help\n"
     "  -V, --version          show the version\n"
-    "PostgreSQL: POSTGRES_ADDRESS (host[:port]), POSTGRES_USERNAME, POSTGRES_PASSWORD,\n"
-    "POSTGRES_DATABASE; libpq's PG* variables fill what is not set.\n";
+    "PostgreSQL: POSTGRES_ADDRESS (host[:port]), POSTGRES_USERNAME, POSTGRES_PASSWORD\n"
+    "or POSTGRES_PASSWORD_FILE, POSTGRES_DATABASE, POSTGRES_SSLMODE, POSTGRES_SSLROOTCERT,\n"
+    "POSTGRES_SSLCERT, POSTGRES_SSLKEY; libpq's PG* variables fill what is not set.\n";
 
 /* ---- state file (docs/state.md) -------------------------------------------- */
 
@@ -865,6 +870,7 @@ read_options(int argc, char *argv[])
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "copy-out", required_argument, NULL, 'C' },
 		{ "max-line", required_argument, NULL, 'L' },
+		{ "check-config", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -896,6 +902,9 @@ read_options(int argc, char *argv[])
 			break;
 		case 'n':
 			opt.dry_run = true;
+			break;
+		case 'K':
+			opt.check_config = true;
 			break;
 		case 'C':
 			opt.copy_out = optarg;
@@ -976,6 +985,11 @@ main(int argc, char *argv[])
 
 	log_init("tblload");
 	read_options(argc, argv);
+	if (opt.check_config) {
+		/* The connection settings are read (and refused) here. */
+		db_close(db_new());
+		return EXIT_OK;
+	}
 	ignore_sigpipe();
 	catch_stop_signals();
 	sink.fmt = opt.dry_run ? SINK_JSON : SINK_COPY;

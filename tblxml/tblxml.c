@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,8 @@
 #include "zin.h"
 
 #define READ_SIZE	(64 * 1024)	/* XML bytes handed to expat at a time */
-#define MAX_NESTING	1000		/* element levels inside one record */
+#define MAX_NESTING	1000		/* element levels below the root */
+#define PARSER_SPARE	(16LL << 20)	/* expat's memory beyond 4 * --max-record */
 #define OUT_FLUSH	(256 * 1024)
 
 static const char *usage_text =
@@ -38,8 +40,9 @@ static const char *usage_text =
     "                         element names the type\n"
     "      --file-complete    after each file, write the extractor's file_complete\n"
     "                         control body\n"
-    "      --max-record n     longest record accepted, in bytes of XML (default\n"
-    "                         67108864)\n"
+    "      --max-record n     longest record, and longest tag, comment or other\n"
+    "                         token, accepted in bytes of XML (default 67108864);\n"
+    "                         it also bounds the XML parser's memory\n"
     "  -h, --help             show this help\n"
     "  -V, --version          show the version\n"
     "Files may be gzip-compressed; none or '-' reads standard input.\n";
@@ -69,12 +72,82 @@ struct conv {
 	unsigned long long	 records, skipped;
 	struct xrec		*rec;
 	struct writer		*out;
-	char			 err[512];	/* set when a handler stopped the parse */
+	char			 err[512];	/* set when the parse was stopped */
 	unsigned long		 err_line, err_col;	/* where it did */
 };
 
-/* Stop the parse from a handler; the reason goes with expat's position.
- * expat may still call handlers after this: they see err set and return. */
+/*
+ * expat's memory, counted: the names it has seen stay in its tables until
+ * the end of the document and the tags it holds open keep their buffers,
+ * so without a bound a long file of distinct names grows it without end.
+ * expat's allocator takes no context, and one file is parsed at a time.
+ */
+static struct {
+	size_t	used, limit;
+	bool	hit;		/* an allocation was refused for the limit */
+} xmem;
+
+union xmem_head {
+	size_t		n;
+	max_align_t	align;	/* expat's blocks stay aligned as malloc's */
+};
+
+static void *
+xmem_malloc(size_t n)
+{
+	union xmem_head *h;
+
+	if (n > xmem.limit - xmem.used) {
+		xmem.hit = true;
+		return NULL;
+	}
+	if ((h = malloc(sizeof(*h) + n)) == NULL)
+		return NULL;
+	h->n = n;
+	xmem.used += n;
+	return h + 1;
+}
+
+static void *
+xmem_realloc(void *p, size_t n)
+{
+	union xmem_head *h;
+	size_t was;
+
+	if (p == NULL)
+		return xmem_malloc(n);
+	h = (union xmem_head *)p - 1;
+	was = h->n;
+	if (n > was && n - was > xmem.limit - xmem.used) {
+		xmem.hit = true;
+		return NULL;
+	}
+	if ((h = realloc(h, sizeof(*h) + n)) == NULL)
+		return NULL;
+	h->n = n;
+	xmem.used = xmem.used - was + n;
+	return h + 1;
+}
+
+static void
+xmem_free(void *p)
+{
+	union xmem_head *h;
+
+	if (p == NULL)
+		return;
+	h = (union xmem_head *)p - 1;
+	xmem.used -= h->n;
+	free(h);
+}
+
+static const XML_Memory_Handling_Suite xmem_suite = {
+	xmem_malloc, xmem_realloc, xmem_free
+};
+
+/* Stop the parse; the reason goes with expat's position (between two
+ * buffers, the start of the token not yet complete). expat may still call
+ * handlers after this: they see err set and return. */
 static void __attribute__((format(printf, 2, 3)))
 stop(struct conv *c, const char *fmt, ...)
 {
@@ -100,13 +173,16 @@ is_record_name(const char *name, int t)
 }
 
 /* Refuse a record that has grown past --max-record; more is the length
- * of the current event (expat's index is where the event starts). */
-static void
+ * of the current event (expat's index is where the event starts). Returns
+ * false when it did. */
+static bool
 check_size(struct conv *c, long long more)
 {
-	if (XML_GetCurrentByteIndex(c->p) + more - c->record_start > c->opt->max_record)
-		stop(c, "record longer than %lld bytes (see --max-record)",
-		    c->opt->max_record);
+	if (XML_GetCurrentByteIndex(c->p) + more - c->record_start <= c->opt->max_record)
+		return true;
+	stop(c, "record longer than %lld bytes (see --max-record)",
+	    c->opt->max_record);
+	return false;
 }
 
 static void XMLCALL
@@ -116,15 +192,17 @@ on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 
 	if (c->err[0] != '\0')
 		return;
-	c->depth++;
+	/* expat keeps every open tag, so nesting is bounded outside records
+	 * too; a record's own element is level 1 below the root. */
+	if (++c->depth > MAX_NESTING + 1) {
+		stop(c, "elements nested more than %d levels deep %s", MAX_NESTING,
+		    c->in_record ? "in a record" : "below the root element");
+		return;
+	}
 	if (c->in_record) {
-		if (xrec_depth(c->rec) >= MAX_NESTING) {
-			stop(c, "elements nested more than %d levels deep in a record",
-			    MAX_NESTING);
-			return;
-		}
-		check_size(c, 0);
-		xrec_start(c->rec, name, atts);
+		/* The tag with its attributes counts, not only where it starts. */
+		if (check_size(c, XML_GetCurrentByteCount(c->p)))
+			xrec_start(c->rec, name, atts);
 	} else if (c->depth == 1) {
 		c->root_seen = true;
 		if (c->type < 0 && (c->type = data_type_index(name, strlen(name))) < 0)
@@ -141,7 +219,8 @@ on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 		c->in_record = true;
 		c->record_start = XML_GetCurrentByteIndex(c->p);
 		xrec_reset(c->rec);
-		xrec_start(c->rec, name, atts);
+		if (check_size(c, XML_GetCurrentByteCount(c->p)))
+			xrec_start(c->rec, name, atts);
 	}
 }
 
@@ -155,7 +234,7 @@ on_end(void *ud, const XML_Char *name)
 	if (c->err[0] != '\0')
 		return;
 	c->depth--;
-	if (!c->in_record)
+	if (!c->in_record || !check_size(c, XML_GetCurrentByteCount(c->p)))
 		return;
 	xrec_end(c->rec);
 	if (xrec_depth(c->rec) > 0)
@@ -180,6 +259,25 @@ on_text(void *ud, const XML_Char *s, int len)
 		xrec_text(c->rec, s, (size_t)len);
 		check_size(c, len);
 	}
+}
+
+/*
+ * Entities and default attributes declared in the document could make a
+ * record far larger than its XML (a chain of entities is a gigabyte from a
+ * few kilobytes), and Discogs dumps declare none: a DOCTYPE with an internal
+ * subset is refused before expat reads the subset. An external DTD is never
+ * read (see on_skipped_entity).
+ */
+static void XMLCALL
+on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+    const XML_Char *pubid, int has_internal_subset)
+{
+	(void)name;
+	(void)sysid;
+	(void)pubid;
+	if (has_internal_subset)
+		stop(ud, "DOCTYPE with an internal subset: entity and attribute "
+		    "declarations are not accepted");
 }
 
 static void XMLCALL
@@ -255,24 +353,108 @@ xml_error(const struct conv *c, bool at_end, char *why, size_t size)
 	return why;
 }
 
-/* Feed one input to expat. Returns NULL, or why it stopped. */
+/* expat refused memory: past the limit a data error, else exit 75. */
+static const char *
+no_memory(struct conv *c)
+{
+	if (!xmem.hit)
+		die(EXIT_TEMPFAIL, "out of memory for the XML parser");
+	stop(c, "the XML parser needs more than %zu bytes: too many distinct "
+	    "names, or attributes in a tag (see --max-record)", xmem.limit);
+	return c->err;
+}
+
+/* What the unfinished token at expat's position is, from its first bytes. */
+static const char *
+token_kind(XML_Parser p)
+{
+	static const struct {
+		const char	*start, *kind;
+	} kinds[] = {
+		{ "<!--", "comment" }, { "<?", "processing instruction" },
+		{ "<!", "declaration" }, { "</", "end tag" }, { "<", "start tag" },
+		{ "&", "reference" }, { "\"", "quoted string" }, { "'", "quoted string" },
+	};
+	const char *b;
+	size_t i, k;
+	int off, size;
+
+	if ((b = XML_GetInputContext(p, &off, &size)) == NULL)
+		return "XML token";
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		k = strlen(kinds[i].start);
+		if ((size_t)(size - off) >= k && memcmp(b + off, kinds[i].start, k) == 0)
+			return kinds[i].kind;
+	}
+	return "XML token";
+}
+
+/* Read up to n bytes, less only at the end of the input. */
+static long
+read_full(struct zin *in, char *p, size_t n)
+{
+	size_t got = 0;
+	long k;
+
+	while (got < n) {
+		if ((k = zin_read(in, p + got, n - got)) < 0)
+			return -1;
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	return (long)got;
+}
+
+/*
+ * Feed one input to expat. Returns NULL, or why it stopped.
+ *
+ * expat holds a token (a tag with its attributes, a comment...) until its
+ * end has come, and before 2.6 scans it again from its start with every
+ * buffer: a token of n bytes fed 64 KB at a time costs n * n / 128 KB. So no
+ * token may be longer than --max-record, like a record, and while one is
+ * unfinished as many new bytes as it holds are fed at once (only as many as
+ * tell whether it is too long): the scans add up to a few times its length.
+ */
 static const char *
 parse_input(struct conv *c, struct zin *in, struct totals *t, char *why,
     size_t size)
 {
+	long long cap = c->opt->max_record, fed = 0, held = 0, at;
+	size_t want;
 	void *chunk;
 	long n;
 
 	for (;;) {
-		if ((chunk = XML_GetBuffer(c->p, READ_SIZE)) == NULL)
-			die(EXIT_TEMPFAIL, "out of memory for the XML parser");
-		if ((n = zin_read(in, chunk, READ_SIZE)) < 0)
+		want = READ_SIZE;
+		if (held > READ_SIZE)
+			want = (size_t)(held < cap + 1 - held ? held : cap + 1 - held);
+		if (want < READ_SIZE)
+			want = READ_SIZE;
+		if ((chunk = XML_GetBuffer(c->p, (int)want)) == NULL)
+			return no_memory(c);
+		n = want > READ_SIZE ? read_full(in, chunk, want) :
+		    zin_read(in, chunk, want);
+		if (n < 0)
 			return in->err;
 		t->xml_bytes += (unsigned long long)n;
-		if (XML_ParseBuffer(c->p, (int)n, n == 0) != XML_STATUS_OK)
-			return c->err[0] != '\0' ? c->err : xml_error(c, n == 0, why, size);
+		if (XML_ParseBuffer(c->p, (int)n, n == 0) != XML_STATUS_OK) {
+			if (c->err[0] != '\0')
+				return c->err;
+			if (XML_GetErrorCode(c->p) == XML_ERROR_NO_MEMORY)
+				return no_memory(c);
+			return xml_error(c, n == 0, why, size);
+		}
 		if (n == 0)
 			return NULL;
+		/* Between buffers expat's position is the unfinished token. */
+		fed += n;
+		held = (at = XML_GetCurrentByteIndex(c->p)) >= 0 ? fed - at : 0;
+		if (held > cap) {
+			stop(c, "%s longer than %lld bytes (see --max-record)",
+			    token_kind(c->p), cap);
+			return c->err;
+		}
 	}
 }
 
@@ -314,11 +496,14 @@ convert(const char *path, const struct options *opt, struct xrec *rec,
 		log_end(r);
 		return -1;
 	}
-	if ((c.p = XML_ParserCreate(NULL)) == NULL)
+	xmem.limit = (size_t)(4 * opt->max_record + PARSER_SPARE);
+	xmem.hit = false;
+	if ((c.p = XML_ParserCreate_MM(NULL, &xmem_suite, NULL)) == NULL)
 		die(EXIT_TEMPFAIL, "out of memory for the XML parser");
 	XML_SetUserData(c.p, &c);
 	XML_SetElementHandler(c.p, on_start, on_end);
 	XML_SetCharacterDataHandler(c.p, on_text);
+	XML_SetStartDoctypeDeclHandler(c.p, on_doctype);
 	XML_SetSkippedEntityHandler(c.p, on_skipped_entity);
 	fault = zin_open(&in, fd) < 0 ? in.err :
 	    parse_input(&c, &in, t, why, sizeof(why));

@@ -3,7 +3,7 @@
 # delivery, settles deliveries as tblload reports them through the ack FIFO
 # (or once a capture file is fsync'ed), --check, file_complete and the idle
 # exit, SIGTERM, a lost broker, heartbeats (docs/protocol.md,
-# docs/design-notes.md, DESIGN.md §1-§2, §4).
+# docs/design-notes.md, docs/design.md#pipeline, #delivery, #lifecycle).
 # needs: rabbitmq postgres
 
 load helpers/common
@@ -524,9 +524,17 @@ logins_are() {
 
 @test "configuration: no or a bad AMQP_CONNECTION, or a queue with other arguments, exits 78" {
 	run -78 --separate-stderr env -u AMQP_CONNECTION amqp-drain --check
-	assert_contains "$stderr" "AMQP_CONNECTION is not set"
+	assert_contains "$stderr" "AMQP_CONNECTION (or AMQP_CONNECTION_FILE) is not set"
 	run -78 --separate-stderr env AMQP_CONNECTION=amqp://127.0.0.1:x/ amqp-drain --check
 	assert_contains "$stderr" "AMQP_CONNECTION: the port"
+	# A bad escape in the host is no host (it was localhost, where the
+	# credentials went); a '/' in the password, unescaped, leaves the rest
+	# of it after the host.
+	run -78 --separate-stderr env AMQP_CONNECTION="amqp://tbl:tblsecret@127%zz.0.0.1:$RMQ_PORT/" amqp-drain --check
+	jq -e '.event == "AMQP_CONNECTION: bad %-escape in the host"' <<<"$stderr"
+	run -78 --separate-stderr env AMQP_CONNECTION="amqp://tbl:12345/S3cr3t@127.0.0.1:$RMQ_PORT/" amqp-drain --check
+	jq -e '.event | startswith("AMQP_CONNECTION: '\''@'\'' after the host")' <<<"$stderr"
+	[[ $stderr != *S3cr3t* ]] || flunk "the password is in the log: $stderr"
 	run -78 --separate-stderr env AMQP_CONNECTION="amqp://tbl:Wr0ngPw@127.0.0.1:$RMQ_PORT/$RMQ_VHOST" amqp-drain --check
 	assert_contains "$stderr" "ACCESS_REFUSED"
 	[[ $stderr != *Wr0ngPw* ]] || flunk "the password is in the log: $stderr"
@@ -534,4 +542,23 @@ logins_are() {
 	amqp-declare-queue --url "$AMQP_CONNECTION" -d -q "${QPREFIX}masters" >/dev/null
 	run -78 --separate-stderr drain_to "$OUT" --until-empty
 	assert_contains "$stderr" "inequivalent arg 'x-dead-letter-exchange' for queue '${QPREFIX}masters'"
+}
+
+@test "AMQP_CONNECTION_FILE: the URL from a file (one trailing newline dropped); with AMQP_CONNECTION too, or no regular file: 78 naming the path" {
+	local f=$BATS_TEST_TMPDIR/url
+	printf '%s\n' "$AMQP_CONNECTION" >"$f"
+	run -1 --separate-stderr env -u AMQP_CONNECTION AMQP_CONNECTION_FILE="$f" amqp-drain --check
+	assert_output '{"artists":null,"labels":null,"masters":null,"releases":null,"total":0}'
+	printf '%s\r\n' "$AMQP_CONNECTION" >"$f"
+	run -0 --separate-stderr env -u AMQP_CONNECTION AMQP_CONNECTION_FILE="$f" amqp-fill --type labels </dev/null
+	run -78 --separate-stderr env AMQP_CONNECTION_FILE="$f" amqp-drain --check
+	jq -e '.event == "AMQP_CONNECTION and AMQP_CONNECTION_FILE are both set: set one of them"' <<<"$stderr"
+	run -78 --separate-stderr env -u AMQP_CONNECTION AMQP_CONNECTION_FILE="$BATS_TEST_TMPDIR" amqp-drain --check
+	jq -e --arg e "AMQP_CONNECTION_FILE: $BATS_TEST_TMPDIR is not a regular file" '.event == $e' <<<"$stderr"
+	run -78 --separate-stderr env -u AMQP_CONNECTION AMQP_CONNECTION_FILE="$f.none" amqp-drain --check
+	jq -e --arg e "AMQP_CONNECTION_FILE: cannot open $f.none: No such file or directory" '.event == $e' <<<"$stderr"
+	# An empty file is an unset variable.
+	: >"$f"
+	run -78 --separate-stderr env -u AMQP_CONNECTION AMQP_CONNECTION_FILE="$f" amqp-drain --check
+	assert_contains "$stderr" "AMQP_CONNECTION (or AMQP_CONNECTION_FILE) is not set"
 }

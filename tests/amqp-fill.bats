@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # amqp-fill: publishes message bodies (or envelopes) to the Discogs exchange
 # with the routing key of their type, persistent, with publisher confirms,
-# after declaring the original's topology (DESIGN.md §2, upstream contract §1).
+# after declaring the original's topology (docs/design.md#wire).
 # needs: rabbitmq
 
 load helpers/common

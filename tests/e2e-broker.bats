@@ -18,15 +18,7 @@ setup_file() {
 	# Tests here stop and restart the shared servers: one at a time.
 	export BATS_NO_PARALLELIZE_WITHIN_FILE=true
 	# The reference: the same bodies loaded without a broker, undisturbed.
-	pg_newdb "$(tbl_name ref)"
-	export REF_DB=$POSTGRES_DATABASE
-	local t
-	for t in "${TYPES[@]}"; do
-		samples "$t" | tblhash --type "$t" | tblbatch --size 1000 | tblload
-	done 2>/dev/null
-	REF_SUMS=$(table_sums)
-	export REF_SUMS
-	[[ $(table_counts) == "1000 1000 1000 1000" ]]
+	reference_load
 }
 
 setup() {
@@ -43,19 +35,6 @@ teardown() {
 complete_files() {
 	local t
 	for t in "${TYPES[@]}"; do file_complete "$t" | publish "$t"; done
-}
-
-# assert_all_stored: the four tables hold the 1000 records of each type,
-# exactly as the undisturbed reference load; queues and dead-letter queues
-# are empty.
-assert_all_stored() {
-	local t
-	for t in "${TYPES[@]}"; do
-		assert_equal "$(fixture_hashes "$t")" \
-			"$(psqlq -c "SELECT string_agg(id || ':' || hash, ',' ORDER BY id) FROM $t")"
-	done
-	assert_equal "$REF_SUMS" "$(table_sums)"
-	assert_queues "0 0 0 0" "0 0 0 0"
 }
 
 # rejected_in_log: "type reason" of each message amqp-drain dead-lettered,

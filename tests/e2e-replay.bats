@@ -101,7 +101,7 @@ table_counts() {
 	checksum | cut -d'|' -f1,2 | tr '|' ' ' | xargs
 }
 
-@test "the four discogs_20200806 dumps load: 1000 rows per table, every column as DESIGN.md §3 says" {
+@test "the four discogs_20200806 dumps load: 1000 rows per table, every column as docs/design.md#schema says" {
 	local t all=$T/all
 	for t in "${TYPES[@]}"; do
 		replay_fixture "$t"

@@ -83,10 +83,11 @@ flunk_list() {
 	printf '%s\n' "$header" "${@/#/  }" | flunk
 }
 
-# Names passed to getenv or an env_* helper, in C on stdin.
+# Names passed to getenv or an env_* helper, in C on stdin (env_secret
+# takes two: NAME and NAME_FILE).
 env_reads() {
-	grep -oE '\b(getenv|env_str|env_ll|env_double|env_bool)\("[A-Za-z_][A-Za-z0-9_]*"' |
-		sed 's/.*("//; s/"$//'
+	grep -oE '\b(getenv|env_str|env_ll|env_double|env_bool)\("[A-Za-z_][A-Za-z0-9_]*"|\benv_secret\("[A-Za-z_][A-Za-z0-9_]*", "[A-Za-z_][A-Za-z0-9_]*"' |
+		sed -E 's/^[a-z_]+\("//; s/", "/\n/; s/"$//'
 }
 
 # Every variable a compiled tool of the project reads (what a script may
@@ -205,8 +206,9 @@ script_code() {
 		if [[ $prog == "$TBL_BINDIR"/* ]]; then
 			reads=$(tool_vars "$name")
 		else
-			# The supervisor's checked variables: need NAME, int_var NAME ...
-			reads=$(script_code "$prog" | sed -nE 's/^[ \t]*(need|int_var) ([A-Z_][A-Z0-9_]*).*/\2/p')
+			# The supervisor's checked variables: need NAME, int_var NAME,
+			# secret NAME ...
+			reads=$(script_code "$prog" | sed -nE 's/^[ \t]*(need|int_var|secret) ([A-Z_][A-Z0-9_]*).*/\2/p')
 		fi
 		for v in $reads; do
 			grep -qx -- "$v" <<<"$listed" || missing+=("$name.1: $v")

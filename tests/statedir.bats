@@ -200,7 +200,7 @@ gone() {
 	wait_until 10 curl -sf "http://127.0.0.1:$HEALTH_CHECK_PORT/health" -o /dev/null
 	local drain health stages t0
 	drain=$(stage_pid amqp-drain)
-	health=$(pgrep -f "^tblhealth --port $HEALTH_CHECK_PORT" | head -n 1)
+	health=$(pgrep -P "$SUP" -x tblhealth | head -n 1)
 	[[ -n $health ]] || flunk "no tblhealth"
 	stages=$(pipeline_pids)
 	t0=$EPOCHREALTIME

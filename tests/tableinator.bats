@@ -3,7 +3,7 @@
 # the variable), STARTUP_DELAY, the idle exit after file_complete and the
 # periodic queue check, batch mode off, restarts with backoff and of a stuck
 # pipeline, graceful SIGTERM/SIGINT, no password in argv or logs, JSON logs
-# (DESIGN.md §4, docs/state.md).
+# (docs/design.md#lifecycle, docs/state.md).
 # needs: rabbitmq postgres
 
 load helpers/common

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # tblhash: message bodies or envelopes in, envelopes with the record's id and
-# canonical sha256 out (docs/protocol.md, DESIGN.md §2 "The hash").
+# canonical sha256 out (docs/protocol.md, docs/design.md#hash).
 
 load helpers/common
 bats_require_minimum_version 1.5.0
@@ -208,6 +208,20 @@ sanitized() {
 	assert_line 0 "2 not JSON: null expected"
 	assert_line 17 "20 not JSON: raw control character U+0009"
 	summary | jq -e '.lines == 21 and .records == 3 and .invalid == 18'
+}
+
+@test "a body cut off after a high surrogate escape does not change the next record" {
+	# json-c kept the pending surrogate of a failed parse: the next record's
+	# first \u escape got a U+FFFD before it (found by fuzz/tblhash).
+	local next='{"id":"1", "t":"a\u001fb"}'
+	run -0 --separate-stderr tblhash --type labels <<<"$next"
+	local want=$output
+	for cut in '{"a":"\ud800' '{"a":"\ud800\' '{"a":"\ud800\u' '{"a":"\ud800\ud8'; do
+		run -1 --separate-stderr tblhash --type labels < <(printf '%s\n%s\n' "$cut" "$next")
+		[[ ${lines[0]} == *'"invalid":"not JSON: unexpected end of input"'* ]] ||
+			flunk "not poison: ${lines[0]}"
+		assert_equal "$want" "${lines[1]}"
+	done
 }
 
 @test "envelope poison: unknown type, malformed envelope, raw bodies; conn and tag kept when readable" {

@@ -4,14 +4,14 @@
 # Self-contained: needs the binaries, curl, jq and perl; promtool and strace
 # for the tests that use them.
 
+load helpers/common
 bats_require_minimum_version 1.5.0
 
-if [ -n "${TBL_BIN:-}" ]; then
-	PATH="$TBL_BIN:$PATH"
-else
-	PATH="$BATS_TEST_DIRNAME/../build/bin:$PATH"
-fi
 HOSTILE="$BATS_TEST_DIRNAME/helpers/hostile-http.pl"
+
+setup_file() {
+	require_bin tblhealth
+}
 
 setup() {
 	STATE="$BATS_TEST_TMPDIR/state"

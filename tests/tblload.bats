@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # tblload against a real PostgreSQL: schema, one transaction per batch, the
-# typed columns of DESIGN.md §3, the hash skip, duplicates, poison found by
+# typed columns of docs/design.md#schema, the hash skip, duplicates, poison found by
 # bisection, settle lines, rejects, NUL removal, offline modes, and the
 # answers to bad configuration and an unreachable server. Each test has a
 # database of its own.
@@ -64,7 +64,7 @@ setup() {
 	assert_equal 1 "$(psqlq -c 'SELECT count(DISTINCT xmin::text) FROM labels')"
 }
 
-@test "typed columns of every fixture record are those of DESIGN.md §3; data is the canonical body" {
+@test "typed columns of every fixture record are those of docs/design.md#schema; data is the canonical body" {
 	local t all=$T/all
 	for t in "${TYPES[@]}"; do
 		run -0 --separate-stderr tblload < <(tblbatch <"$(envelopes "$t")" 2>/dev/null)
@@ -435,6 +435,41 @@ releases 3 2 1 0 0 0" "$(batch_logs "$stderr")"
 	assert_equal 1 "${#stderr_lines[@]}"
 }
 
+@test "POSTGRES_PASSWORD_FILE: the password from a file (one trailing newline dropped); with POSTGRES_PASSWORD too, or a bad file: 78 naming the path, not the contents" {
+	local f=$T/pw
+	envl labels 1 '{"id":"1","name":"x"}' | frame >"$T/in"
+	printf '%s\n' "$POSTGRES_PASSWORD" >"$f"
+	run -0 --separate-stderr env -u POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE="$f" tblload <"$T/in"
+	assert_equal 1 "$(count labels)"
+	printf '%s' "$POSTGRES_PASSWORD" >"$f"
+	run -0 --separate-stderr env -u POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE="$f" tblload </dev/null
+	printf '%s\r\n' "$POSTGRES_PASSWORD" >"$f"
+	run -0 --separate-stderr env -u POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE="$f" tblload </dev/null
+	# Only one newline goes: two are part of the password, which is wrong.
+	printf '%s\n\n' "$POSTGRES_PASSWORD" >"$f"
+	run -78 --separate-stderr env -u POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE="$f" tblload </dev/null
+	assert_contains "$stderr" "password authentication failed"
+	run -78 --separate-stderr env POSTGRES_PASSWORD_FILE="$f" tblload </dev/null
+	jq -e '.event == "POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE are both set: set one of them"' <<<"$stderr"
+	run -78 --separate-stderr env -u POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE="$T" tblload </dev/null
+	jq -e --arg e "POSTGRES_PASSWORD_FILE: $T is not a regular file" '.event == $e' <<<"$stderr"
+	mkfifo "$T/fifo"
+	run -78 --separate-stderr with_timeout 10 env -u POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE="$T/fifo" tblload </dev/null
+	jq -e --arg e "POSTGRES_PASSWORD_FILE: $T/fifo is not a regular file" '.event == $e' <<<"$stderr"
+	{ head -c 65536 /dev/zero | tr '\0' x; echo Qz9; } >"$f"
+	run -78 --separate-stderr env -u POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE="$f" tblload </dev/null
+	jq -e --arg e "POSTGRES_PASSWORD_FILE: $f is larger than 65536 bytes" '.event == $e' <<<"$stderr"
+	printf 'a\0b' >"$f"
+	run -78 --separate-stderr env -u POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE="$f" tblload </dev/null
+	jq -e --arg e "POSTGRES_PASSWORD_FILE: $f holds a NUL byte" '.event == $e' <<<"$stderr"
+	run -78 --separate-stderr env -u POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE="$T/none" tblload </dev/null
+	jq -e --arg e "POSTGRES_PASSWORD_FILE: cannot open $T/none: No such file or directory" '.event == $e' <<<"$stderr"
+	# Exactly the largest size is taken (and refused by the server).
+	head -c 65536 /dev/zero | tr '\0' x >"$f"
+	run -78 --separate-stderr env -u POSTGRES_PASSWORD POSTGRES_PASSWORD_FILE="$f" tblload </dev/null
+	assert_contains "$stderr" "password authentication failed"
+}
+
 @test "without POSTGRES_* variables, libpq's PG* variables say where to go" {
 	head -n 2 "$(envelopes labels)" | frame >"$T/in"
 	local db=$POSTGRES_DATABASE
@@ -456,13 +491,21 @@ releases 3 2 1 0 0 0" "$(batch_logs "$stderr")"
 	assert_equal "" "$(psqlq -c "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")"
 }
 
-@test "a malformed POSTGRES_ADDRESS exits 78 naming the variable" {
+@test "a malformed POSTGRES_ADDRESS exits 78 naming the variable, and never shows the value" {
 	local a
-	for a in ":5432" "127.0.0.1:" "127.0.0.1:abc" "127.0.0.1:0" "127.0.0.1:65536" "[::1" "[::1]5432" "[::1]:x"; do
-		POSTGRES_ADDRESS=$a run -78 --separate-stderr tblload </dev/null
+	for a in ":5432" "127.0.0.1:" "127.0.0.1:abc" "127.0.0.1:0" "127.0.0.1:65536" "[::1" "[::1]5432" "[::1]:x" \
+		"postgresql://tbl:Xy7pw@127.0.0.1:$PGPORT/db" "tbl:Xy7pw@127.0.0.1:$PGPORT" "tbl:Xy7pw@127.0.0.1" \
+		"tbl:Xy7pw" "127.0.0.1 Xy7pw" "[Xy7pw]:5432" "[::1%Xy7pw!]" "127.0.0.1:5432:1"; do
+		POSTGRES_ADDRESS=$a run -78 --separate-stderr with_timeout 10 tblload </dev/null
 		jq -e '.exit_status == 78 and (.event | startswith("POSTGRES_ADDRESS: "))' <<<"$stderr" >/dev/null ||
 			flunk "POSTGRES_ADDRESS='$a': $stderr"
+		[[ $stderr != *Xy7pw* ]] || flunk "POSTGRES_ADDRESS='$a' shown: $stderr"
 	done
+	POSTGRES_ADDRESS=postgres://h/ run -78 --separate-stderr tblload </dev/null
+	jq -e '.event == "POSTGRES_ADDRESS: want host[:port], not a URL (the user name and password go in POSTGRES_USERNAME and POSTGRES_PASSWORD)"' <<<"$stderr"
+	# Good ones: a name, an IPv6 address with a zone.
+	POSTGRES_ADDRESS=localhost:$PGPORT run -0 --separate-stderr tblload </dev/null
+	POSTGRES_ADDRESS="[::1%lo]:1" run -75 --separate-stderr tblload --retry-max 0.3 </dev/null
 	TBLLOAD_RETRY_MAX=later run -78 --separate-stderr tblload </dev/null
 	jq -e '.exit_status == 78 and (.event | startswith("TBLLOAD_RETRY_MAX: '\''later'\'' is not a number"))' <<<"$stderr"
 }

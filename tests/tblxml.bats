@@ -1,14 +1,12 @@
 #!/usr/bin/env bats
 # tblxml: Discogs XML dumps to the Rust extractor's message bodies.
-# Self-contained: needs only the binaries, gzip, jq and perl.
+# Needs no server: only the binaries, gzip, jq and perl.
 
+load helpers/common
 bats_require_minimum_version 1.5.0
 
-if [ -n "${TBL_BIN:-}" ]; then
-	PATH="$TBL_BIN:$PATH"
-else
-	PATH="$BATS_TEST_DIRNAME/../build/bin:$PATH"
-fi
+setup_file() { require_bin tblxml; }
+
 XML="$BATS_TEST_DIRNAME/fixtures/xml"
 MSG="$BATS_TEST_DIRNAME/fixtures/messages"
 
@@ -365,6 +363,185 @@ example() {
 	[[ "$(error_event)" == *"long.xml:1:"*": record longer than 2048 bytes (see --max-record)" ]]
 	run -0 --separate-stderr tblxml --max-record 4096 "$BATS_TEST_TMPDIR/long.xml"
 	[ "$(ids)" = "1 2 " ]
+}
+
+@test "--max-record counts a record's own start and end tags" {
+	local x
+	x=$(head -c 3000 /dev/zero | tr '\0' x)
+	printf '<labels><label><id>1</id></label><label a="%s"/></labels>' "$x" >"$BATS_TEST_TMPDIR/start.xml"
+	run -1 --separate-stderr tblxml --max-record 2048 "$BATS_TEST_TMPDIR/start.xml"
+	[ "$(ids)" = "1 " ]
+	[ "$(error_event)" = "❌ $BATS_TEST_TMPDIR/start.xml:1:33: record longer than 2048 bytes (see --max-record)" ]
+	printf '<labels><label><id>1</id></label><label><id>2</id></label%s></labels>' "${x//x/ }" >"$BATS_TEST_TMPDIR/end.xml"
+	run -1 --separate-stderr tblxml --max-record 2048 "$BATS_TEST_TMPDIR/end.xml"
+	[ "$(ids)" = "1 " ]
+	[ "$(error_event)" = "❌ $BATS_TEST_TMPDIR/end.xml:1:50: record longer than 2048 bytes (see --max-record)" ]
+}
+
+# --- hostile input: every limit ends in bounded time and memory ------------
+
+# hostile SECONDS PERL [ARG...]: tblxml ARGs reading what the perl code
+# prints (with PERL empty, a file among ARGs), stopped after SECONDS. The
+# bodies go to a file, not to $output: where the limit under test is missing,
+# one body can be hundreds of MB. Sets $status and $stderr as run does.
+hostile() {
+	local secs=$1 code=$2
+	shift 2
+	if [ -n "$code" ]; then
+		run --separate-stderr with_timeout "$secs" bash -c 'perl -e "$1" | tblxml "${@:2}" >"$0"' "$BATS_TEST_TMPDIR/out" "$code" "$@"
+	else
+		run --separate-stderr with_timeout "$secs" bash -c 'tblxml "$@" >"$0"' "$BATS_TEST_TMPDIR/out" "$@"
+	fi
+}
+
+# The message ids of the bodies hostile wrote, as ids gives them.
+hostile_ids() {
+	cut -c1-80 "$BATS_TEST_TMPDIR/out" | sed -n 's/^{"type":"data","id":"\([^"]*\)".*/\1/p' | tr '\n' ' '
+}
+
+# The peak resident memory in the summary line, in kB.
+peak_kb() {
+	jq -r 'select(.event | endswith("Conversion finished")) | .peak_rss_kb' <<<"$stderr"
+}
+
+# Perl that prints two good artists, then $1, then $2 times 1 MB of "x" (or
+# of the character $4) and then $3.
+two_then_mb() {
+	printf 'print "<artists>\\n<artist><id>1</id></artist>\\n<artist><id>2</id></artist>\\n%s"; print "%s" x 1048576 for 1..%d; print "%s</artists>\\n";' "$1" "${4:-x}" "$2" "$3"
+}
+
+@test "a DOCTYPE with an internal subset is refused: no entity or default attribute expands a record" {
+	local f="$BATS_TEST_TMPDIR/ent.xml.gz" d="$BATS_TEST_TMPDIR/d.xml" i decl
+	# 8 KB of gzip: a chain of entities worth 700 MB in one reference, after
+	# 8 MB of white space that keeps expat's own amplification limit (100
+	# times the bytes read) from tripping.
+	{
+		printf '<?xml version="1.0"?>\n<!DOCTYPE artists [\n<!ENTITY e0 "%s">\n' "$(printf 'x%.0s' {1..100})"
+		for i in 1 2 3 4 5 6; do
+			printf '<!ENTITY e%d "%s">\n' "$i" "$(printf "&e$((i - 1));%.0s" {1..10})"
+		done
+		printf '<!ENTITY e7 "&e6;&e6;&e6;&e6;&e6;&e6;&e6;">\n]>\n<artists>\n'
+		head -c 8000000 /dev/zero | tr '\0' ' '
+		printf '<artist><id>1</id><profile>&e7;</profile></artist>\n</artists>\n'
+	} | gzip -9 >"$f"
+	hostile 20 '' --max-record 1048576 "$f"
+	[ "$status" -eq 1 ]
+	[ ! -s "$BATS_TEST_TMPDIR/out" ]
+	[ "$(error_event)" = "❌ $f:2:18: DOCTYPE with an internal subset: entity and attribute declarations are not accepted" ]
+	[ "$(peak_kb)" -lt 65536 ]
+	stderr_is_json
+	# Attribute defaults, a parameter entity, an empty subset: refused alike.
+	for decl in '<!ATTLIST artist a CDATA "default">' "<!ENTITY % p '<!ENTITY e \"x\">'>%p;" ''; do
+		printf '<!DOCTYPE artists [%s]>\n<artists>\n<artist><id>1</id><name>&e;</name></artist>\n</artists>\n' "$decl" >"$d"
+		run -1 --separate-stderr tblxml "$d"
+		[ -z "$output" ]
+		[ "$(error_event)" = "❌ $d:1:18: DOCTYPE with an internal subset: entity and attribute declarations are not accepted" ]
+	done
+	# A DOCTYPE naming an external DTD only is read as before.
+	printf '<!DOCTYPE artists SYSTEM "artists.dtd">\n<artists>\n<artist><id>1</id></artist>\n</artists>\n' >"$d"
+	run -0 --separate-stderr tblxml "$d"
+	[ "$(ids)" = "1 " ]
+}
+
+@test "a token longer than --max-record is refused where it starts, whatever its kind" {
+	local kind pre post fill at
+	# Each document is well-formed but for the reference, so that without
+	# the limit each would be converted.
+	while IFS='|' read -r kind pre post fill at; do
+		hostile 20 "$(two_then_mb "$pre" 2 "$post" "$fill")" --max-record 1048576
+		[ "$status" -eq 1 ] || { echo "$kind: exit $status"; false; }
+		[ "$(hostile_ids)" = "1 2 " ] || { echo "$kind: $(hostile_ids)"; false; }
+		[ "$(error_event)" = "❌ stdin:4:$at: $kind longer than 1048576 bytes (see --max-record)" ] ||
+			{ echo "$kind: $(error_event)"; false; }
+		stderr_is_json
+	done <<-'EOF'
+		start tag|<artist a=\"|\"><id>3</id></artist>\n|x|0
+		start tag|<artist><id>3</id><x a=\"|\"/></artist>\n|x|18
+		start tag|<artist><|/></artist>\n|x|8
+		end tag|<artist><id>3</id></artist|>\n| |18
+		comment|<!--|-->\n|x|0
+		processing instruction|<?pi |?>\n|x|0
+		reference|<artist><id>3&|;</id></artist>\n|x|13
+	EOF
+	# Before the root element: a quoted string of the DOCTYPE.
+	hostile 20 'print "<!DOCTYPE artists PUBLIC \""; print "x" x 1048576 for 1..2; print "\" \"a.dtd\">\n<artists/>\n"' --max-record 1048576
+	[ "$status" -eq 1 ]
+	[ "$(error_event)" = "❌ stdin:1:25: quoted string longer than 1048576 bytes (see --max-record)" ]
+}
+
+@test "a 200 MB attribute is refused in bounded time and memory (expat rescans an unfinished token)" {
+	# expat 2.5 scans a token again with each buffer: fed 64 KB at a time
+	# this took more than five minutes.
+	hostile 20 "$(two_then_mb '<artist a=\"' 200 '\"/>')" --max-record 16777216
+	[ "$status" -eq 1 ]
+	[ "$(hostile_ids)" = "1 2 " ]
+	[ "$(error_event)" = "❌ stdin:4:0: start tag longer than 16777216 bytes (see --max-record)" ]
+	echo "peak RSS $(peak_kb) kB"
+	[ "$(peak_kb)" -lt 131072 ]
+}
+
+@test "a token just under --max-record takes linear time, not quadratic" {
+	local cpu
+	# A 60 MB comment between records, accepted: about a second of CPU
+	# (20 s when expat rescanned it with every 64 KB). CPU time, which the
+	# load of other jobs does not change.
+	TIMEFORMAT='%U %S'
+	{ time hostile 60 "$(two_then_mb '<!--' 60 '-->\n')"; } 2>"$BATS_TEST_TMPDIR/cpu"
+	cpu=$(cat "$BATS_TEST_TMPDIR/cpu")
+	[ "$status" -eq 0 ]
+	[ "$(hostile_ids)" = "1 2 " ]
+	echo "CPU (user sys): $cpu"
+	awk '{ exit !($1 + $2 < 8) }' <<<"$cpu"
+}
+
+@test "elements nested a million levels deep outside any record are refused" {
+	hostile 20 'print "<artists>\n<artist><id>1</id></artist>\n<other>", "<x>" x 1000000, "</x>" x 1000000, "</other>\n</artists>\n"'
+	[ "$status" -eq 1 ]
+	[ "$(hostile_ids)" = "1 " ]
+	[ "$(error_event)" = "❌ stdin:3:3004: elements nested more than 1000 levels deep below the root element" ]
+	[ "$(peak_kb)" -lt 65536 ]
+}
+
+@test "a million attributes in one start tag are refused past --max-record" {
+	local gen='print "<artists>\n<artist><id>1</id></artist>\n<artist"; print " a$_=\"\"" for 1..N; print "><id>2</id></artist>\n</artists>\n"'
+	hostile 20 "${gen/N/1000000}" --max-record 1048576
+	[ "$status" -eq 1 ]
+	[ "$(hostile_ids)" = "1 " ]
+	[ "$(error_event)" = "❌ stdin:3:0: start tag longer than 1048576 bytes (see --max-record)" ]
+	# Within the limit, such a tag is a record.
+	hostile 20 "${gen/N/50000}" --max-record 1048576
+	[ "$status" -eq 0 ]
+	[ "$(hostile_ids)" = "1 2 " ]
+	[ "$(sed -n 2p "$BATS_TEST_TMPDIR/out" | jq -r '."@a50000"')" = "" ]
+}
+
+@test "the parser's memory is bounded: a million distinct element names are refused" {
+	# expat keeps every name it has seen until the end of the document.
+	hostile 20 'print "<artists>\n<artist><id>1</id></artist>\n<other>"; print "<n$_/>" for 1..1000000; print "</other>\n</artists>\n"' --max-record 1024
+	[ "$status" -eq 1 ]
+	[ "$(hostile_ids)" = "1 " ]
+	[[ "$(error_event)" =~ ^❌\ stdin:3:[0-9]+:\ the\ XML\ parser\ needs\ more\ than\ 16781312\ bytes:\ too\ many\ distinct\ names,\ or\ attributes\ in\ a\ tag\ \(see\ --max-record\)$ ]] ||
+		{ echo "got: $(error_event)"; false; }
+	echo "peak RSS $(peak_kb) kB"
+	[ "$(peak_kb)" -lt 65536 ]
+}
+
+@test "a gzip bomb of white space between records streams in bounded memory" {
+	local f="$BATS_TEST_TMPDIR/ws.xml.gz" i
+	# 100 gzip members of 1 MB of spaces each (and empty members between).
+	head -c 1048576 /dev/zero | tr '\0' ' ' | gzip -9 >"$BATS_TEST_TMPDIR/mb.gz"
+	gzip -c </dev/null >"$BATS_TEST_TMPDIR/empty.gz"
+	{
+		printf '<artists>\n<artist><id>1</id></artist>\n' | gzip
+		for i in $(seq 100); do cat "$BATS_TEST_TMPDIR/mb.gz" "$BATS_TEST_TMPDIR/empty.gz"; done
+		printf '<artist><id>2</id></artist>\n</artists>\n' | gzip
+	} >"$f"
+	hostile 30 '' "$f"
+	[ "$status" -eq 0 ]
+	[ "$(hostile_ids)" = "1 2 " ]
+	[ "$(jq -r .xml_bytes <<<"${stderr_lines[-1]}")" -gt 104857600 ]
+	echo "peak RSS $(peak_kb) kB"
+	[ "$(peak_kb)" -lt 65536 ]
 }
 
 # --- conversion details -----------------------------------------------------

@@ -17,15 +17,19 @@
 #   PGUSER=postgres (superuser, trusted on the socket).
 #
 # RabbitMQ (DIR holds home/, mnesia/, log/, its configuration and pid files):
-# rmq_configure DIR NODE PORT DIST EPMD USER PASSWORD
+# rmq_configure DIR NODE PORT DIST EPMD USER PASSWORD [HOME]
 #                         write a node's configuration: AMQP on 127.0.0.1:PORT,
 #                         distribution on DIST, its own epmd on EPMD, no plugins,
-#                         USER (administrator, all rights on /) made at first boot
+#                         USER (administrator, all rights on /) made at first boot;
+#                         HOME (default DIR/home) holds the Erlang cookie, so
+#                         the nodes of a cluster share one
 # rmq_use DIR             point the variables at an existing node
-# rmq_launch              start its epmd and the node, without waiting
+# rmq_epmd DIR PORT       start an epmd on 127.0.0.1:PORT (pid in DIR/epmd.pid)
+# rmq_launch              start the node, and its epmd unless one answers on
+#                         its port (a cluster's), without waiting
 # rmq_wait [SECONDS]      wait until the node has booted (default 90 s)
 # rmq_start_again         rmq_launch + rmq_wait; no-op if it runs
-# rmq_stop                stop the node and its epmd; no-op if stopped
+# rmq_stop                stop the node and the epmd rmq_launch started; no-op if stopped
 # rmq_running             status 0 when the node is up
 # rmqctl ARGS...          rabbitmqctl for the node (right user, env, node name)
 #   Set: TBL_RMQ_DIR, RMQ_NODENAME, RMQ_PORT, RMQ_EPMD_PORT, RMQ_LOG, RMQ_VHOST=/,
@@ -57,19 +61,22 @@ _tbl_own() {
 	((EUID != 0)) || chown -R "$user:" "$@"
 }
 
-# _tbl_free_port FILE: a TCP port nothing listens on, below the ephemeral
+# _tbl_free_port FILE [N]: a TCP port nothing listens on, below the ephemeral
 # range (so no outgoing connection takes it later) and not listed in FILE,
-# to which it is added.
+# to which it is added. With N, the first of N such ports in a row (all added).
 _tbl_free_port() {
-	local used=$1 lo hi eph p i
+	local used=$1 n=${2:-1} lo hi eph p q i
 	read -r eph _ </proc/sys/net/ipv4/ip_local_port_range
-	lo=10000 hi=$((eph - 1))
+	lo=10000 hi=$((eph - n))
 	((hi > lo + 1000)) || lo=40000 hi=60000
 	for ((i = 0; i < 500; i++)); do
 		p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo)))
-		grep -qx "$p" "$used" 2>/dev/null && continue
-		[[ -z $(ss -Htan "sport = :$p") ]] || continue
-		echo "$p" >>"$used"
+		for ((q = p; q < p + n; q++)); do
+			grep -qx "$q" "$used" 2>/dev/null && break
+			[[ -z $(ss -Htan "sport = :$q") ]] || break
+		done
+		((q == p + n)) || continue
+		seq "$p" $((p + n - 1)) >>"$used"
 		echo "$p"
 		return 0
 	done
@@ -104,11 +111,20 @@ _tbl_spawn() {
 	) </dev/null >>"$log" 2>&1 &
 }
 
-# _tbl_pid_alive PIDFILE: the process named in PIDFILE exists.
+# _tbl_alive PID: the process exists and has not exited. A zombie has: an
+# orphan's is reaped by init, which on this kind of machine takes seconds.
+_tbl_alive() {
+	local stat
+	read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+	stat=${stat##*) }
+	[[ ${stat:0:1} != Z ]]
+}
+
+# _tbl_pid_alive PIDFILE: the process named in PIDFILE runs.
 _tbl_pid_alive() {
 	local pid
 	# The node writes its pid file without a newline: no read.
-	[[ -s $1 ]] && pid=$(<"$1") && [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+	[[ -s $1 ]] && pid=$(<"$1") && [[ $pid =~ ^[0-9]+$ ]] && _tbl_alive "$pid"
 }
 
 # _tbl_kill_wait PIDFILE SIGNAL SECONDS: signal the process group led by the
@@ -119,7 +135,7 @@ _tbl_kill_wait() {
 	pid=$(<"$1")
 	kill -"$2" -- "-$pid" 2>/dev/null || kill -"$2" "$pid" 2>/dev/null
 	for ((i = 0; i < $3 * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
+		_tbl_alive "$pid" || return 0
 		sleep 0.1
 	done
 	kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
@@ -244,7 +260,7 @@ rmqctl() {
 }
 
 rmq_configure() {
-	local dir=$1 node=$2 port=$3 dist=$4 epmd=$5 user=$6 pass=$7
+	local dir=$1 node=$2 port=$3 dist=$4 epmd=$5 user=$6 pass=$7 home=${8:-$1/home}
 	mkdir -p "$dir"/{home,mnesia,log,conf.d} || return
 	echo '[].' >"$dir/enabled_plugins"
 	: >"$dir/rabbitmq-env.conf"
@@ -278,7 +294,7 @@ rmq_configure() {
 		RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf
 		RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
 		RABBITMQ_PID_FILE=$dir/rabbit.pid
-		HOME=$dir/home
+		HOME=$home
 		RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='-start_epmd false -kernel inet_dist_use_interface {127,0,0,1}'
 	EOF
 	_tbl_own rabbitmq "$dir"
@@ -301,16 +317,24 @@ rmq_use() {
 	export AMQP_CONNECTION=amqp://$user:$pass@127.0.0.1:$RMQ_PORT/%2F
 }
 
-rmq_launch() {
+rmq_epmd() {
 	local i
-	TBL_RMQ_T0=$(_tbl_now)
-	rm -f "$TBL_RMQ_DIR/rabbit.pid"
-	_tbl_spawn "$TBL_RMQ_DIR/epmd.pid" "$TBL_RMQ_DIR/log/epmd.log" rabbitmq "" \
-		epmd -port "$RMQ_EPMD_PORT" -address 127.0.0.1
+	mkdir -p "$1/log" || return
+	_tbl_own rabbitmq "$1/log"
+	_tbl_spawn "$1/epmd.pid" "$1/log/epmd.log" rabbitmq "" epmd -port "$2" -address 127.0.0.1
 	for ((i = 0; i < 100; i++)); do
-		epmd -port "$RMQ_EPMD_PORT" -names >/dev/null 2>&1 && break
+		epmd -port "$2" -names >/dev/null 2>&1 && return 0
 		sleep 0.05
 	done
+	echo "rmq_epmd: no epmd answers on port $2" >&2
+	return 1
+}
+
+rmq_launch() {
+	TBL_RMQ_T0=$(_tbl_now)
+	rm -f "$TBL_RMQ_DIR/rabbit.pid"
+	epmd -port "$RMQ_EPMD_PORT" -names >/dev/null 2>&1 ||
+		rmq_epmd "$TBL_RMQ_DIR" "$RMQ_EPMD_PORT" || return
 	_tbl_spawn "$TBL_RMQ_DIR/launcher.pid" "$TBL_RMQ_DIR/log/stdout.log" rabbitmq \
 		"$TBL_RMQ_DIR/env" "$TBL_RMQ_BINDIR/rabbitmq-server"
 }

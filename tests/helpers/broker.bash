@@ -334,6 +334,34 @@ table_sums() {
 	printf '%s' "$out"
 }
 
+# reference_load: the sample bodies of every type loaded without a broker
+# into a database of their own (REF_DB), undisturbed; REF_SUMS is its
+# table_sums, what a load through the broker must give. For setup_file.
+reference_load() {
+	local t
+	pg_newdb "$(tbl_name ref)" || return
+	export REF_DB=$POSTGRES_DATABASE
+	for t in "${TYPES[@]}"; do
+		samples "$t" | tblhash --type "$t" | tblbatch --size 1000 | tblload
+	done 2>/dev/null
+	REF_SUMS=$(table_sums)
+	export REF_SUMS
+	[[ $(table_counts) == "1000 1000 1000 1000" ]]
+}
+
+# assert_all_stored: the four tables hold the 1000 records of each type,
+# exactly as the undisturbed reference load (reference_load); queues and
+# dead-letter queues are empty.
+assert_all_stored() {
+	local t
+	for t in "${TYPES[@]}"; do
+		assert_equal "$(fixture_hashes "$t")" \
+			"$(psqlq -c "SELECT string_agg(id || ':' || hash, ',' ORDER BY id) FROM $t")"
+	done
+	assert_equal "$REF_SUMS" "$(table_sums)"
+	assert_queues "0 0 0 0" "0 0 0 0"
+}
+
 # fixture_hashes TYPE: "id:sha256" of the compact fixture, by id, joined with
 # commas (what string_agg(id || ':' || hash) of a fully loaded table gives).
 fixture_hashes() {

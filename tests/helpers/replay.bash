@@ -1,5 +1,5 @@
 # Helpers of the replay-path suites (tblload.bats, e2e-replay.bats): the
-# fixture envelopes, what DESIGN.md §3 says the tables must hold for them
+# fixture envelopes, what docs/design.md#schema says the tables must hold for them
 # (computed with jq from the bodies), and what the tables do hold.
 # Load after helpers/common: `load helpers/replay`.
 
@@ -45,7 +45,7 @@ body() {
 	zcat "$MSG/discogs_20200806_$1.ndjson.gz" | jq -c --arg id "$2" 'select(.id == $id)'
 }
 
-# The mapping of DESIGN.md §3, in jq: from a canonical body to the typed
+# The mapping of docs/design.md#schema, in jq: from a canonical body to the typed
 # columns and link rows, as row_to_json prints them.
 JQ_MAP='
 def get(k): if type == "object" then .[k] else null end;
@@ -85,7 +85,7 @@ def release_artists: (.id | tonumber) as $id |
 	 join: (.join | txt), role: (.role | txt), extra};
 '
 
-# Columns of each table as DESIGN.md §3 names them (without hash and data).
+# Columns of each table as docs/design.md#schema names them (without hash and data).
 declare -gA COLS=(
 	[artists]='id, name, real_name, profile, urls, aliases'
 	[labels]='id, name, profile, urls, parent_label_id'
@@ -95,7 +95,7 @@ declare -gA COLS=(
 	[release_artists]='release_id, artist_id, name, anv, "join", role, extra'
 )
 
-# expected_rows TABLE < envelopes: the rows DESIGN.md §3 asks for, one
+# expected_rows TABLE < envelopes: the rows docs/design.md#schema asks for, one
 # sorted-key JSON object a line, in id order (link rows: sorted as text, as
 # the link tables keep no order of their own).
 expected_rows() {
