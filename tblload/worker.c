@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "settle.h"
 #include "sync.h"
 #include "util.h"
 #include "worker.h"
@@ -459,6 +460,27 @@ workers_start(int wake_fd)
 	}
 	if ((err = pthread_sigmask(SIG_SETMASK, &old, NULL)) != 0)
 		die(EXIT_SOFTWARE, "worker threads: %s", strerror(err));
+}
+
+double
+workers_outage(char *err, size_t errsz)
+{
+	double since = 0, at = 0;
+	int i;
+
+	err[0] = '\0';
+	workers_lock();
+	for (i = 0; i < ws.n; i++) {
+		if (ws.w[i].outage_since != 0 &&
+		    (since == 0 || ws.w[i].outage_since < since))
+			since = ws.w[i].outage_since;
+		if (ws.w[i].last_error[0] && ws.w[i].error_at >= at) {
+			at = ws.w[i].error_at;
+			snprintf(err, errsz, "%s", ws.w[i].last_error);
+		}
+	}
+	workers_unlock();
+	return since;
 }
 
 void

@@ -70,8 +70,8 @@ void	worker_go(struct worker *w);
 void	workers_quit(void);
 /* End every (idle) worker thread and close the connections. */
 void	workers_stop(void);
-/* Settle lines and rejects are shared: tblload.c provides these. */
-void	settle_one(struct buf *, const struct rec *, bool reject, const char *reason);
-void	reject(struct batch *, const struct rec *, const char *reason, struct buf *settle);
+/* Where the connections stand: the earliest outage of any worker (0 for
+ * none, as a monotonic time), and in err the latest error of one. */
+double	workers_outage(char *err, size_t errsz);
 
 #endif
