@@ -10,7 +10,7 @@
  * ack file, so amqp-drain can ack or reject it (docs/design.md#delivery).
  *
  * With --jobs N, N connections commit at once, each on a thread of its own
- * (worker.c), while a thread reads ahead (reader.c) and this one gives them
+ * (worker.c), while a thread reads ahead (reader.c) and the main one gives them
  * batches such that no two batches in flight hold the same id, so each id's
  * versions are committed in the order they came (dispatch.c). Settling and
  * rejects are in settle.c, the counts and the state file in counts.c;
