@@ -67,12 +67,12 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 deps:
 	scripts/install-deps
 
-# make check: install what is missing, build (the fuzz targets too), run every
-# suite (fuzz.bats: each fuzz target briefly), then run the per-tool suites
-# again against binaries built with ASan and UBSan.
-check: deps all fuzz-build
-	tests/run $(BUILD)/bin
-	$(MAKE) test-asan
+# make check: install what is missing, build (the fuzz targets and the ASan
+# and UBSan build too), then run every suite (fuzz.bats: each fuzz target
+# briefly) and the per-tool suites again against the sanitizer build, in
+# groups that run at the same time (tests/check).
+check: deps all fuzz-build asan
+	tests/check $(BUILD)/bin build-asan/bin
 
 test: all
 	tests/run $(BUILD)/bin

@@ -1,2 +1,2 @@
 TOOLS += amqp-drain
-amqp_drain_LIBS = -lrabbitmq -ljson-c -lssl -lcrypto
+amqp_drain_LIBS = -lrabbitmq -lssl -lcrypto

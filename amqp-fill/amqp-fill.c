@@ -179,7 +179,7 @@ fill_from(int fd, const char *name)
 			invalid++;
 		} else {
 			buf_reset(&raw);
-			slice_decode(&raw, e.raw);
+			jstr_decode(&raw, e.raw);
 			publish(e.type.p, e.type.n, raw.p ? raw.p : "", raw.len, &pretty);
 		}
 	}

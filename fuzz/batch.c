@@ -113,7 +113,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct batch b;
 	static struct linereader in;
-	struct slice type;
+	struct jstr type;
 	struct line l;
 	const char *err;
 	size_t max_line;

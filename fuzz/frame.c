@@ -20,9 +20,9 @@ static struct buf w1, w2, esc;
 const char fuzz_tool[] = "frame";
 
 static void
-roundtrip(struct slice type, long long n, struct buf *out, const char *from)
+roundtrip(struct jstr type, long long n, struct buf *out, const char *from)
 {
-	struct slice t2;
+	struct jstr t2;
 	long long n2;
 	const char *err;
 
@@ -38,7 +38,7 @@ roundtrip(struct slice type, long long n, struct buf *out, const char *from)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct slice type;
+	struct jstr type;
 	long long n;
 	const char *err, *sep;
 	char *line = fuzz_cstr(data, size);
@@ -53,10 +53,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Generated: <type bytes> 0x01 <count digits>. */
 	if ((sep = memchr(line, 1, size)) != NULL) {
 		buf_reset(&esc);
-		buf_json_escape(&esc, line, (size_t)(sep - line));
+		json_escape(&esc, line, (size_t)(sep - line));
 		n = strtoll(sep + 1, NULL, 10);
 		if (n >= 0 && n <= 100000000) {
-			type = (struct slice){ esc.p ? esc.p : "", esc.len, false };
+			type = (struct jstr){ esc.p ? esc.p : "", esc.len, false };
 			roundtrip(type, n, &w1, line);
 		}
 	}

@@ -1,8 +1,8 @@
 /*
- * tblload's row builder (rows_build, and the jscan functions it reads the
- * body with).
+ * tblload's row builder (rows_build, and the scanner of lib/json.c it reads
+ * the body with).
  *
- * - On any bytes at all as the body, rows_build and jscan never read
+ * - On any bytes at all as the body, rows_build and the scanner never read
  *   outside them; the COPY text it writes is still well framed (the right
  *   number of columns, only valid escapes, no raw CR or NUL).
  * - On a body tblhash accepts (json_parse_strict, then canon_write as for a
@@ -80,7 +80,7 @@ check_json(void)
 static void
 build(int type, int with_ord, const char *body, size_t n, bool strict)
 {
-	struct slice s = { body, n, false };
+	struct jval s = { body, n };
 	const char *err;
 	int rc;
 

@@ -30,7 +30,7 @@ static struct buf w1, w2, reason, esc;
 const char fuzz_tool[] = "settle";
 
 static bool
-same(struct slice a, struct slice b)
+same(struct jstr a, struct jstr b)
 {
 	return a.n == b.n && a.esc == b.esc && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
@@ -51,7 +51,7 @@ roundtrip(const struct settle *s, const char *why, struct buf *out, const char *
 	CHECK(s2.reject == s->reject && same(s2.conn, s->conn) && s2.tag == s->tag,
 	    "op, conn or tag changed: %s -> %s", from, out->p);
 	if (s->reject) {
-		slice_decode(&r2, s2.reason);
+		jstr_decode(&r2, s2.reason);
 		CHECK(r2.len == strlen(why) && memcmp(r2.p ? r2.p : "", why, r2.len) == 0,
 		    "the reason changed: %s -> %s", from, out->p);
 	} else
@@ -97,7 +97,7 @@ apply(struct model *m, const struct settle *s)
 	int t;
 	bool known = s->tag >= 1 && s->tag <= NTAGS;
 
-	if (!slice_eq(s->conn, "c"))
+	if (!jstr_eq(s->conn, "c"))
 		return;
 	if (!s->reject) {
 		t = win_ack(&m->w, s->tag);
@@ -140,7 +140,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(s.conn.p >= line && s.conn.p + s.conn.n <= line + (nl - p),
 			    "conn outside the line");
 			buf_reset(&reason);
-			slice_decode(&reason, s.reason);
+			jstr_decode(&reason, s.reason);
 			if (s.reject && reason.p != NULL && (memchr(reason.p, '\0', reason.len) ||
 			    !fuzz_utf8(reason.p, reason.len)))
 				buf_reset(&reason);	/* the writer takes clean text only */
@@ -148,7 +148,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			/* The text written is a fixed point. */
 			CHECK(settle_scan(w1.p, w1.len - 1, &s, &err) == 0, "rescan");
 			buf_reset(&reason);
-			slice_decode(&reason, s.reason);
+			jstr_decode(&reason, s.reason);
 			roundtrip(&s, reason.p ? reason.p : "", &w2, w1.p);
 			CHECK(w1.len == w2.len && memcmp(w1.p, w2.p, w1.len) == 0,
 			    "not stable: %s -> %s", w1.p, w2.p);
@@ -157,9 +157,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Generated: conn bytes 0x01 reason bytes, written and read back. */
 		if ((sep = memchr(line, 1, (size_t)(nl - p))) != NULL) {
 			buf_reset(&esc);
-			buf_json_escape(&esc, line, (size_t)(sep - line));
+			json_escape(&esc, line, (size_t)(sep - line));
 			memset(&s, 0, sizeof(s));
-			s.conn = (struct slice){ esc.p ? esc.p : "", esc.len,
+			s.conn = (struct jstr){ esc.p ? esc.p : "", esc.len,
 			    esc.p != NULL && memchr(esc.p, '\\', esc.len) != NULL };
 			s.reject = (nl - p) & 1;
 			s.tag = (unsigned long long)(nl - p) * 0x9e3779b97f4a7c15ULL;

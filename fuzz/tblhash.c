@@ -48,7 +48,7 @@ check_output(const struct buf *b, size_t nlines)
 }
 
 static void
-run(const char *text, size_t len, struct slice type, bool cut, bool parse,
+run(const char *text, size_t len, struct jstr type, bool cut, bool parse,
     struct buf *out, size_t *nlines)
 {
 	const char *p = text, *end = text + len, *nl;
@@ -77,14 +77,14 @@ run(const char *text, size_t len, struct slice type, bool cut, bool parse,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct slice type = { NULL, 0, false };
+	struct jstr type = { NULL, 0, false };
 	size_t n1, n2;
 	char *text;
 
 	if (size < 1)
 		return 0;
 	if ((data[0] & 7) < NTYPES)
-		type = (struct slice){ data_types[data[0] & 7], strlen(data_types[data[0] & 7]),
+		type = (struct jstr){ data_types[data[0] & 7], strlen(data_types[data[0] & 7]),
 		    false };
 	text = fuzz_cstr(data + 1, size - 1);
 	run(text, size - 1, type, data[0] & 8, false, &out_fast, &n1);

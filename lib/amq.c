@@ -20,18 +20,6 @@
 #include "num.h"
 #include "util.h"
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode n bytes; keep_slash leaves %2F encoded. NULL if malformed. */
 static char *
 pct_decode(const char *s, size_t n, bool keep_slash)
@@ -45,7 +33,8 @@ pct_decode(const char *s, size_t n, bool keep_slash)
 			*o++ = s[i];
 			continue;
 		}
-		if (i + 2 >= n || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0) {
+		if (i + 2 >= n || (hi = hex_digit(s[i + 1])) < 0 ||
+		    (lo = hex_digit(s[i + 2])) < 0) {
 			free(out);
 			return NULL;
 		}

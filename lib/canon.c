@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "canon.h"
-#include "jscan.h"
+#include "json.h"
 #include "log.h"
 #include "util.h"
 
@@ -58,7 +58,7 @@ write_object(struct buf *b, struct json_object *o, unsigned flags, int top)
 	for (i = 0; i < n; i++) {
 		if (i)
 			buf_addc(b, ',');
-		buf_json_str(b, m[i].key, strlen(m[i].key));
+		json_put_str(b, m[i].key, strlen(m[i].key));
 		buf_addc(b, ':');
 		write_value(b, m[i].val, flags, 0);
 	}
@@ -84,7 +84,7 @@ write_value(struct buf *b, struct json_object *o, unsigned flags, int top)
 			buf_add(b, "false", 5);
 		break;
 	case json_type_string:
-		buf_json_str(b, json_object_get_string(o),
+		json_put_str(b, json_object_get_string(o),
 		    (size_t)json_object_get_string_len(o));
 		break;
 	case json_type_int:
@@ -169,30 +169,27 @@ check_utf8(const char *s, size_t n)
 /*
  * JSON allows raw control characters nowhere but as whitespace between
  * tokens, and json-c does not check this inside strings: do it here. Only
- * text that holds a control character at all is scanned byte by byte.
+ * text that holds a control character at all is scanned, string by string.
  */
 static const char *
 check_controls(const char *s, size_t n)
 {
 	static char why[64];
 	const char *p, *end = s + n;
-	bool in_string = false;
+	struct jstr str;
 	unsigned char c;
 
 	if ((p = find_control(s, n)) == NULL)
 		return NULL;
 	for (p = s; p < end; p++) {
 		c = (unsigned char)*p;
-		if (in_string) {
-			if (c == '\\' && p + 1 < end)
-				p++;
-			else if (c == '"')
-				in_string = false;
-			else if (c < 0x20)
+		if (c == '"') {
+			/* The string's end, or a control byte in it. */
+			if ((p = json_str_end(p + 1, end, &str)) == end)
+				return NULL;
+			if ((c = (unsigned char)*p) != '"')
 				goto bad;
-		} else if (c == '"')
-			in_string = true;
-		else if (c < 0x20 && c != ' ' && c != '\t' && c != '\r' && c != '\n')
+		} else if (c < 0x20 && c != '\t' && c != '\r' && c != '\n')
 			goto bad;
 	}
 	return NULL;

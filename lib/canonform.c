@@ -1,7 +1,8 @@
 #include <string.h>
 
-#include "buf.h"
 #include "canonform.h"
+#include "json.h"
+#include "num.h"
 
 #define MAX_DEPTH	190	/* below json_parse_strict's, so both agree */
 
@@ -21,65 +22,62 @@ hexlower(int c)
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
 }
 
-static int
-hexval(int c)
-{
-	return c <= '9' ? c - '0' : c - 'a' + 10;
-}
-
 /*
  * A string in canonical form: raw bytes ≥ 0x20 as valid UTF-8, and only
  * the escapes canon_write writes (\" \\ \b \f \n \r \t, and \u00xx in
  * lowercase for the other control characters). With key set, no escape at
- * all (keys are compared raw). Leaves s->p after the closing quote.
+ * all (keys are compared raw). Plain runs are skipped by the scanner's
+ * json_str_plain; the rules are checked at the bytes where it stops.
+ * Leaves s->p after the closing quote.
  */
 static int
 string(struct scan *s, int key, const char **start, size_t *len)
 {
-	const unsigned char *p = (const unsigned char *)s->p + 1;
-	const unsigned char *end = (const unsigned char *)s->end;
+	const char *p = s->p + 1, *end = s->end;
+	const unsigned char *u;
 	size_t k;
 	int v;
 
-	*start = (const char *)p;
-	while (p < end) {
-		if (*p == '"') {
-			*len = (size_t)((const char *)p - *start);
-			s->p = (const char *)p + 1;
+	*start = p;
+	for (;;) {
+		p = json_str_plain(p, end, true);
+		if (p == end)
+			return 0;
+		u = (const unsigned char *)p;
+		if (*u == '"') {
+			*len = (size_t)(p - *start);
+			s->p = p + 1;
 			return 1;
 		}
-		if (*p < 0x20)
+		if (*u < 0x20)
 			return 0;
-		if (*p == '\\') {
-			if (key || p + 1 >= end)
+		if (*u >= 0x80) {
+			if ((k = utf8_seqlen(u, (size_t)(end - p))) == 0)
 				return 0;
-			switch (p[1]) {
-			case '"': case '\\': case 'b': case 'f': case 'n': case 'r': case 't':
-				p += 2;
-				continue;
-			case 'u':
-				if (end - p < 6 || p[2] != '0' || p[3] != '0' || !hexlower(p[4]) ||
-				    !hexlower(p[5]))
-					return 0;
-				v = hexval(p[4]) << 4 | hexval(p[5]);
-				if (v >= 0x20 || v == '\b' || v == '\f' || v == '\n' || v == '\r' ||
-				    v == '\t')
-					return 0;
-				p += 6;
-				continue;
-			default:
-				return 0;
-			}
-		}
-		if (*p < 0x80) {
-			p++;
+			p += k;
 			continue;
 		}
-		if ((k = utf8_seqlen(p, (size_t)(end - p))) == 0)
+		/* A backslash. */
+		if (key || end - p < 2)
 			return 0;
-		p += k;
+		switch (p[1]) {
+		case '"': case '\\': case 'b': case 'f': case 'n': case 'r': case 't':
+			p += 2;
+			continue;
+		case 'u':
+			if (end - p < 6 || p[2] != '0' || p[3] != '0' || !hexlower(p[4]) ||
+			    !hexlower(p[5]))
+				return 0;
+			v = hex_digit(p[4]) << 4 | hex_digit(p[5]);
+			if (v >= 0x20 || v == '\b' || v == '\f' || v == '\n' || v == '\r' ||
+			    v == '\t')
+				return 0;
+			p += 6;
+			continue;
+		default:
+			return 0;
+		}
 	}
-	return 0;
 }
 
 /* Keys strictly increasing in byte order, as canon_write sorts them. */
@@ -91,59 +89,52 @@ key_after(const char *a, size_t an, const char *b, size_t bn)
 	return c < 0 || (c == 0 && an < bn);
 }
 
+/* A member of an object: its key (after the previous one), ':', its value. */
 static int
-object(struct scan *s, int depth, int top)
+member(struct scan *s, int depth, int top, const char **prev, size_t *plen)
 {
-	const char *key, *prev = NULL;
-	size_t klen, plen = 0;
+	const char *key;
+	size_t klen;
+
+	if (s->p >= s->end || *s->p != '"' || !string(s, 1, &key, &klen))
+		return 0;
+	if (*prev != NULL && !key_after(*prev, *plen, key, klen))
+		return 0;
+	*prev = key;
+	*plen = klen;
+	if (s->p >= s->end || *s->p++ != ':')
+		return 0;
+	if (top && ((klen == 4 && memcmp(key, "type", 4) == 0) ||
+	    (klen == 6 && memcmp(key, "sha256", 6) == 0)))
+		s->meta = 1;
+	if (!(top && klen == 2 && memcmp(key, "id", 2) == 0))
+		return value(s, depth + 1);
+	s->id = s->p;
+	if (!value(s, depth + 1))
+		return 0;
+	s->id_len = (size_t)(s->p - s->id);
+	return 1;
+}
+
+/* The members of an object (close '}') or the elements of an array, from
+ * just before the first: no white space, a comma between two. */
+static int
+container(struct scan *s, int depth, int top, char close)
+{
+	const char *prev = NULL;
+	size_t plen = 0;
 
 	s->p++;
-	if (s->p < s->end && *s->p == '}') {
+	if (s->p < s->end && *s->p == close) {
 		s->p++;
 		return 1;
 	}
 	for (;;) {
-		if (s->p >= s->end || *s->p != '"' || !string(s, 1, &key, &klen))
-			return 0;
-		if (prev != NULL && !key_after(prev, plen, key, klen))
-			return 0;
-		prev = key;
-		plen = klen;
-		if (s->p >= s->end || *s->p++ != ':')
-			return 0;
-		if (top && ((klen == 4 && memcmp(key, "type", 4) == 0) ||
-		    (klen == 6 && memcmp(key, "sha256", 6) == 0)))
-			s->meta = 1;
-		if (top && klen == 2 && memcmp(key, "id", 2) == 0) {
-			s->id = s->p;
-			if (!value(s, depth + 1))
-				return 0;
-			s->id_len = (size_t)(s->p - s->id);
-		} else if (!value(s, depth + 1))
+		if (!(close == '}' ? member(s, depth, top, &prev, &plen) : value(s, depth + 1)))
 			return 0;
 		if (s->p >= s->end)
 			return 0;
-		if (*s->p == '}') {
-			s->p++;
-			return 1;
-		}
-		if (*s->p++ != ',')
-			return 0;
-	}
-}
-
-static int
-array(struct scan *s, int depth)
-{
-	s->p++;
-	if (s->p < s->end && *s->p == ']') {
-		s->p++;
-		return 1;
-	}
-	for (;;) {
-		if (!value(s, depth + 1) || s->p >= s->end)
-			return 0;
-		if (*s->p == ']') {
+		if (*s->p == close) {
 			s->p++;
 			return 1;
 		}
@@ -172,8 +163,8 @@ value(struct scan *s, int depth)
 	if (s->p >= s->end || depth > MAX_DEPTH)
 		return 0;
 	switch (*s->p) {
-	case '{': return object(s, depth, 0);
-	case '[': return array(s, depth);
+	case '{': return container(s, depth, 0, '}');
+	case '[': return container(s, depth, 0, ']');
 	case '"': return string(s, 0, &str, &len);
 	case 't': return literal(s, "true", 4);
 	case 'f': return literal(s, "false", 5);
@@ -232,14 +223,14 @@ canon_recognise(const char *body, size_t n, struct canon_record *r)
 		r->head_len = 1;
 		r->rest = q + 2;
 		r->rest_len = (size_t)(s.end - r->rest);
-		if (!object(&s, 0, 1))
+		if (!container(&s, 0, 1, '}'))
 			return 0;
 	} else {
 		if (n == 0 || body[0] != '{')
 			return 0;
 		r->rest = body;
 		r->rest_len = n;
-		if (!object(&s, 0, 1))
+		if (!container(&s, 0, 1, '}'))
 			return 0;
 	}
 	/* The whole text, nothing after it; no member to drop; an id to use. */

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "json.h"
 #include "log.h"
 #include "util.h"
 
@@ -71,9 +72,9 @@ log_enabled(enum log_level level)
 static void
 add_key(struct logrec *r, const char *key)
 {
+	/* The comma by hand: a log_json value may end in anything. */
 	buf_addc(&r->b, ',');
-	buf_json_str(&r->b, key, strlen(key));
-	buf_addc(&r->b, ':');
+	json_key(&r->b, key);
 }
 
 static struct logrec *
@@ -105,7 +106,7 @@ log_vbegin(enum log_level level, int force, const char *fmt, va_list ap)
 	if (vasprintf(&event, fmt, ap) < 0)
 		event = NULL;
 	if (event != NULL)
-		buf_json_str_lossy(&r->b, event, strlen(event));
+		json_put_str_lossy(&r->b, event, strlen(event));
 	else
 		buf_adds(&r->b, "\"(out of memory)\"");
 	free(event);
@@ -143,7 +144,7 @@ log_strn(struct logrec *r, const char *key, const char *val, size_t n)
 	if (r == NULL)
 		return;
 	add_key(r, key);
-	buf_json_str_lossy(&r->b, val, n);
+	json_put_str_lossy(&r->b, val, n);
 }
 
 void

@@ -1,4 +1,4 @@
-/* Strict parsing of numbers from options and environment variables. */
+/* Strict parsing of numbers: from options, environment variables, hex digits. */
 #ifndef TBL_NUM_H
 #define TBL_NUM_H
 
@@ -16,5 +16,8 @@ double	opt_double(const char *opt, const char *s, double min, double max);
 long long env_ll(const char *name, long long def, long long min, long long max);
 double	env_double(const char *name, double def, double min, double max);
 const char *env_str(const char *name, const char *def);
+
+/* The value of a hexadecimal digit of either case, or -1. */
+int	hex_digit(int c);
 
 #endif

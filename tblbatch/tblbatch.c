@@ -60,7 +60,7 @@ static const char *usage_text =
 
 /* Write one batch: its header, then its lines. */
 static void
-write_batch(struct slice type, long long n, const char *lines, size_t len)
+write_batch(struct jstr type, long long n, const char *lines, size_t len)
 {
 	struct buf hdr = { 0 };
 	struct iovec iov[2];
@@ -97,7 +97,7 @@ flush_group(struct group *g)
 {
 	if (g->n == 0)
 		return;
-	write_batch((struct slice){ g->type, g->type_len, false }, g->n, g->lines.p, g->lines.len);
+	write_batch((struct jstr){ g->type, g->type_len, false }, g->n, g->lines.p, g->lines.len);
 	buf_reset(&g->lines);
 	if (g->lines.cap > 2 * opt.max_bytes) {
 		/* Give back the memory of an exceptionally large batch. */
@@ -107,7 +107,7 @@ flush_group(struct group *g)
 }
 
 static struct group *
-find_group(struct slice type)
+find_group(struct jstr type)
 {
 	int i;
 
@@ -122,7 +122,7 @@ find_group(struct slice type)
 }
 
 static void
-pass_single(struct slice type, const char *line, size_t len)
+pass_single(struct jstr type, const char *line, size_t len)
 {
 	struct buf b = { 0 };
 
@@ -146,7 +146,7 @@ handle_line(const struct line *l)
 	if (l->truncated) {
 		/* Too long to hold: pass on its header, marked invalid, so it is settled. */
 		if (env_scan_prefix(l->p, l->len, &e, &err) < 0) {
-			e.type = (struct slice){ "", 0, false };
+			e.type = (struct jstr){ "", 0, false };
 			e.conn.p = NULL;
 		}
 		snprintf(reason, sizeof(reason), "line too long (%zu bytes, limit %zu)",
@@ -162,7 +162,7 @@ handle_line(const struct line *l)
 	}
 	if (env_scan(l->p, l->len, &e, &err) < 0) {
 		log_msg(LOG_WARNING, "⚠️ Line %llu is not an envelope (%s), passed on", l->lineno, err);
-		pass_single((struct slice){ "", 0, false }, l->p, l->len);
+		pass_single((struct jstr){ "", 0, false }, l->p, l->len);
 		return;
 	}
 	if (e.invalid.p != NULL) {

@@ -82,12 +82,13 @@ static void
 put_invalid(struct buf *out, struct envelope_out *o, const struct line *l,
     const char *reason, const char *raw, size_t raw_len, struct counts *c)
 {
+	struct buf type = { 0 };
 	struct logrec *r;
 
 	o->invalid = reason;
 	o->raw = raw;
 	o->raw_len = raw_len;
-	o->body = NULL;
+	o->body.p = NULL;
 	o->has_id = false;
 	o->sha256 = NULL;
 	o->control = NULL;
@@ -95,15 +96,18 @@ put_invalid(struct buf *out, struct envelope_out *o, const struct line *l,
 	c->invalid++;
 	r = log_begin(LOG_WARNING, "⚠️ Invalid message passed on for rejection");
 	log_int(r, "line", (long long)l->lineno);
-	log_strn(r, "type", o->type.p, o->type.n);
+	/* The type as read is escaped JSON text: the log gets it decoded. */
+	jstr_decode(&type, o->type);
+	log_strn(r, "type", type.p != NULL ? type.p : "", type.len);
 	if (o->conn.p != NULL)
 		log_int(r, "tag", (long long)o->tag);
 	log_str(r, "reason", reason);
 	log_end(r);
+	buf_free(&type);
 }
 
 static void
-hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
+hash_line(const struct line *l, struct jstr fixed_type, struct buf *out,
     struct buf *canon, struct buf *scratch, struct counts *c)
 {
 	struct envelope_out o;
@@ -123,7 +127,7 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 		if ((l->truncated ? env_scan_prefix(l->p, l->len, &in, &err) :
 		    env_scan(l->p, l->len, &in, &err)) < 0) {
 			snprintf(reason, sizeof(reason), "malformed envelope: %s", err);
-			o.type = (struct slice){ "", 0, false };
+			o.type = (struct jstr){ "", 0, false };
 			put_invalid(out, &o, l, reason, l->truncated ? NULL : l->p,
 			    l->len, c);
 			return;
@@ -153,7 +157,7 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 		return;
 	} else if (in.has_raw) {
 		buf_reset(scratch);
-		slice_decode(scratch, in.raw);
+		jstr_decode(scratch, in.raw);
 		/* An empty raw string leaves a new buffer without memory. */
 		bp = scratch->p != NULL ? scratch->p : "";
 		bn = scratch->len;
@@ -174,8 +178,7 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 		o.has_id = true;
 		o.id = cr.id;
 		o.sha256 = sha;
-		o.body = canon->p;
-		o.body_len = canon->len;
+		o.body = (struct jval){ canon->p, canon->len };
 		env_write(out, &o);
 		c->records++;
 		c->fast++;
@@ -206,8 +209,7 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 		canon_write(canon, body, 0);
 		o.control = json_object_get_string(t);
 		o.control_len = (size_t)json_object_get_string_len(t);
-		o.body = canon->p;
-		o.body_len = canon->len;
+		o.body = (struct jval){ canon->p, canon->len };
 		env_write(out, &o);
 		c->controls++;
 		goto done;
@@ -222,8 +224,7 @@ hash_line(const struct line *l, struct slice fixed_type, struct buf *out,
 	o.has_id = true;
 	o.id = id;
 	o.sha256 = sha;
-	o.body = canon->p;
-	o.body_len = canon->len;
+	o.body = (struct jval){ canon->p, canon->len };
 	env_write(out, &o);
 	c->records++;
 done:
@@ -241,7 +242,7 @@ main(int argc, char *argv[])
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct slice fixed_type = { NULL, 0, false };
+	struct jstr fixed_type = { NULL, 0, false };
 	struct linereader in;
 	struct writer out;
 	struct buf canon = { 0 }, scratch = { 0 };
@@ -258,7 +259,8 @@ main(int argc, char *argv[])
 		case 't':
 			if (data_type_index(optarg, strlen(optarg)) < 0)
 				die(EXIT_USAGE, "option --type: unknown type '%s' (want artists, labels, masters or releases)", optarg);
-			fixed_type = (struct slice){ optarg, strlen(optarg), false };
+			/* A known type name needs no escape: it is its own JSON. */
+			fixed_type = (struct jstr){ optarg, strlen(optarg), false };
 			break;
 		case 'L':
 			max_line = (size_t)opt_ll("--max-line", optarg, 1024, 1LL << 31);

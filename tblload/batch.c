@@ -126,7 +126,7 @@ batch_prepare(struct batch *b)
 		if (r->e.invalid.p != NULL) {
 			r->kind = R_INVALID;
 			buf_reset(&dec);
-			slice_decode(&dec, r->e.invalid);
+			jstr_decode(&dec, r->e.invalid);
 			r->reason = xstrndup(dec.p ? dec.p : "", dec.len);
 		} else if (r->e.control.p != NULL)
 			r->kind = R_CONTROL;

@@ -102,7 +102,7 @@ static int
 read_batch(struct linereader *in, struct batch *b)
 {
 	struct line l;
-	struct slice type;
+	struct jstr type;
 	const char *err;
 	int rc;
 

@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "jscan.h"
+#include "json.h"
 #include "num.h"
 #include "rows.h"
 #include "util.h"
@@ -51,14 +51,14 @@ copy_escape(struct sink *s, struct buf *b, const char *p, size_t n)
 
 /* Drop every \u0000 escape from JSON text (PostgreSQL's jsonb refuses it).
  * Returns the text to use: p itself when there is none. */
-static struct slice
+static struct jval
 json_without_nul(struct sink *s, const char *p, size_t n)
 {
 	const char *hit, *q = p, *end = p + n, *b;
 	struct buf *out = &s->scratch;
 
 	if ((hit = memmem(p, n, "\\u0000", 6)) == NULL)
-		return (struct slice){ p, n, false };
+		return (struct jval){ p, n };
 	buf_reset(out);
 	while (hit != NULL) {
 		/* It is an escape only if an even number of backslashes precede it. */
@@ -75,7 +75,7 @@ json_without_nul(struct sink *s, const char *p, size_t n)
 		hit = memmem(q, (size_t)(end - q), "\\u0000", 6);
 	}
 	buf_add(out, q, (size_t)(end - q));
-	return (struct slice){ out->p, out->len, false };
+	return (struct jval){ out->p, out->len };
 }
 
 static void
@@ -87,9 +87,7 @@ key(struct sink *s)
 		if (s->col > 0)
 			buf_addc(&s->out[s->cur], '\t');
 	} else {
-		buf_addc(b, ',');
-		buf_json_str(b, tables[s->cur].columns[s->col], strlen(tables[s->cur].columns[s->col]));
-		buf_addc(b, ':');
+		json_key(b, tables[s->cur].columns[s->col]);
 	}
 	s->col++;
 }
@@ -161,7 +159,7 @@ put_text(struct sink *s, const char *p, size_t n)
 		return;
 	}
 	if ((z = memchr(p, '\0', n)) == NULL) {
-		buf_json_str(dest(s), p, n);
+		json_put_str(dest(s), p, n);
 		return;
 	}
 	/* JSON output of text with NULs: the same text PostgreSQL would get. */
@@ -173,7 +171,7 @@ put_text(struct sink *s, const char *p, size_t n)
 		s->nuls++;
 	}
 	buf_add(&clean, p, n);
-	buf_json_str(dest(s), clean.p, clean.len);
+	json_put_str(dest(s), clean.p, clean.len);
 	buf_free(&clean);
 }
 
@@ -187,7 +185,7 @@ f_text(struct sink *s, const char *p, size_t n)
 static void
 f_json(struct sink *s, const char *p, size_t n)
 {
-	struct slice j = json_without_nul(s, p, n);
+	struct jval j = json_without_nul(s, p, n);
 
 	key(s);
 	if (s->fmt == SINK_COPY)
@@ -265,19 +263,21 @@ sink_free(struct sink *s)
 
 /* Text of a value: a string, or the "#text" of an element with attributes. */
 static int
-text_of(struct slice v, struct buf *out)
+text_of(struct jval v, struct buf *out)
 {
+	struct jstr s;
+
 	buf_reset(out);
-	if (jkind(v) == J_OBJECT)
-		v = json_get(v, "#text");
-	if (jkind(v) != J_STRING)
+	if (json_kind(v) == J_OBJECT)
+		v = json_member(v, "#text");
+	if (!json_string(v, &s))
 		return -1;
-	json_string_decode(out, v);
+	jstr_decode(out, s);
 	return 0;
 }
 
 static void
-f_text_of(struct sink *s, struct slice v, struct buf *tmp)
+f_text_of(struct sink *s, struct jval v, struct buf *tmp)
 {
 	if (text_of(v, tmp) < 0)
 		f_null(s);
@@ -287,11 +287,11 @@ f_text_of(struct sink *s, struct slice v, struct buf *tmp)
 
 /* An integer column from a string (or "#text", or a number) within INTEGER. */
 static int
-int_of(struct slice v, struct buf *tmp, long long *out)
+int_of(struct jval v, struct buf *tmp, long long *out)
 {
 	const char *why;
 
-	if (jkind(v) == J_NUMBER) {
+	if (json_kind(v) == J_NUMBER) {
 		buf_reset(tmp);
 		buf_add(tmp, v.p, v.n);
 	} else if (text_of(v, tmp) < 0)
@@ -301,7 +301,7 @@ int_of(struct slice v, struct buf *tmp, long long *out)
 }
 
 static void
-f_int_of(struct sink *s, struct slice v, struct buf *tmp)
+f_int_of(struct sink *s, struct jval v, struct buf *tmp)
 {
 	long long n;
 
@@ -313,7 +313,7 @@ f_int_of(struct sink *s, struct slice v, struct buf *tmp)
 
 /* The year of "1999-03-00", "1999" or "0" (none). */
 static void
-f_year_of(struct sink *s, struct slice v, struct buf *tmp)
+f_year_of(struct sink *s, struct jval v, struct buf *tmp)
 {
 	long long y = 0;
 	size_t i;
@@ -334,13 +334,13 @@ f_year_of(struct sink *s, struct slice v, struct buf *tmp)
 /* A text[] column from a repeated element: a value or an array of values;
  * nulls are skipped and an empty list is NULL. */
 static void
-f_texts_of(struct sink *s, struct slice v, struct buf *tmp)
+f_texts_of(struct sink *s, struct jval v, struct buf *tmp)
 {
-	struct slice e;
+	struct jval e;
 	struct jiter it;
 	int n = 0;
 
-	if (jkind(v) != J_ARRAY) {
+	if (json_kind(v) != J_ARRAY) {
 		if (text_of(v, tmp) < 0) {
 			f_null(s);
 			return;
@@ -350,7 +350,7 @@ f_texts_of(struct sink *s, struct slice v, struct buf *tmp)
 		f_array_end(s);
 		return;
 	}
-	jiter_init(&it, v, J_ARRAY);
+	jiter_array(&it, v);
 	while (jiter_elem(&it, &e) == 1) {
 		if (text_of(e, tmp) < 0)
 			continue;
@@ -366,12 +366,12 @@ f_texts_of(struct sink *s, struct slice v, struct buf *tmp)
 
 /* A jsonb column that is always an array: [] for nothing, [x] for one x. */
 static void
-f_json_array_of(struct sink *s, struct slice v)
+f_json_array_of(struct sink *s, struct jval v)
 {
 	struct buf *w = &s->scratch;
-	struct slice j;
+	struct jval j;
 
-	switch (jkind(v)) {
+	switch (json_kind(v)) {
 	case J_ARRAY:
 		f_json(s, v.p, v.n);
 		return;
@@ -401,20 +401,20 @@ f_json_array_of(struct sink *s, struct slice v)
 		buf_add(dest(s), w->p, w->len);
 }
 
-/* Each element of a repeated element, as a slice iterator. */
+/* Each element of a repeated element, one at a time. */
 struct each {
-	struct slice	 one;
+	struct jval	 one;
 	struct jiter	 it;
 	int		 state;	/* 0 single pending, 1 iterating array, 2 done */
 };
 
 static void
-each_init(struct each *e, struct slice v)
+each_init(struct each *e, struct jval v)
 {
-	if (jkind(v) == J_ARRAY) {
-		jiter_init(&e->it, v, J_ARRAY);
+	if (json_kind(v) == J_ARRAY) {
+		jiter_array(&e->it, v);
 		e->state = 1;
-	} else if (jkind(v) == J_NONE || jkind(v) == J_NULL)
+	} else if (json_kind(v) == J_NONE || json_kind(v) == J_NULL)
 		e->state = 2;
 	else {
 		e->one = v;
@@ -423,7 +423,7 @@ each_init(struct each *e, struct slice v)
 }
 
 static int
-each_next(struct each *e, struct slice *v)
+each_next(struct each *e, struct jval *v)
 {
 	if (e->state == 0) {
 		e->state = 2;
@@ -452,20 +452,19 @@ static const char *const member_names[NMEMBERS] = {
 
 /* One pass over the record's top-level members, keeping the wanted ones. */
 static int
-collect(struct slice body, struct slice m[NMEMBERS])
+collect(struct jval body, struct jval m[NMEMBERS])
 {
-	struct slice k, v;
+	struct jstr k;
+	struct jval v;
 	struct jiter it;
 	int i, rc;
 
-	memset(m, 0, sizeof(struct slice) * NMEMBERS);
-	if (jiter_init(&it, body, J_OBJECT) < 0)
+	memset(m, 0, sizeof(struct jval) * NMEMBERS);
+	if (jiter_object(&it, body) < 0)
 		return -1;
 	while ((rc = jiter_member(&it, &k, &v)) == 1) {
-		if (k.esc)
-			continue;
 		for (i = 0; i < NMEMBERS; i++)
-			if (k.n == strlen(member_names[i]) && memcmp(k.p, member_names[i], k.n) == 0) {
+			if (jstr_eq(k, member_names[i])) {
 				m[i] = v;
 				break;
 			}
@@ -474,33 +473,33 @@ collect(struct slice body, struct slice m[NMEMBERS])
 }
 
 static void
-link_artists(struct sink *s, long long id, struct slice artists, int extra, int *ord,
+link_artists(struct sink *s, long long id, struct jval artists, int extra, int *ord,
     struct buf *tmp)
 {
 	struct each e;
-	struct slice a;
+	struct jval a;
 
-	each_init(&e, json_get(artists, "artist"));
+	each_init(&e, json_member(artists, "artist"));
 	while (each_next(&e, &a)) {
-		if (jkind(a) != J_OBJECT)
+		if (json_kind(a) != J_OBJECT)
 			continue;
 		row_begin(s, T_RELEASE_ARTISTS);
 		f_int(s, id);
-		f_int_of(s, json_get(a, "id"), tmp);
-		f_text_of(s, json_get(a, "name"), tmp);
-		f_text_of(s, json_get(a, "anv"), tmp);
-		f_text_of(s, json_get(a, "join"), tmp);
-		f_text_of(s, json_get(a, "role"), tmp);
+		f_int_of(s, json_member(a, "id"), tmp);
+		f_text_of(s, json_member(a, "name"), tmp);
+		f_text_of(s, json_member(a, "anv"), tmp);
+		f_text_of(s, json_member(a, "join"), tmp);
+		f_text_of(s, json_member(a, "role"), tmp);
 		f_bool(s, extra);
 		row_end(s, (*ord)++);
 	}
 }
 
 int
-rows_build(struct sink *s, int type, long long id, const char *sha256, struct slice body,
+rows_build(struct sink *s, int type, long long id, const char *sha256, struct jval body,
     const char **err)
 {
-	struct slice m[NMEMBERS], l;
+	struct jval m[NMEMBERS], l;
 	struct buf *tmp = &s->tmp;
 	struct each e;
 	long long n;
@@ -518,33 +517,33 @@ rows_build(struct sink *s, int type, long long id, const char *sha256, struct sl
 		f_text_of(s, m[M_NAME], tmp);
 		f_text_of(s, m[M_REALNAME], tmp);
 		f_text_of(s, m[M_PROFILE], tmp);
-		f_texts_of(s, json_get(m[M_URLS], "url"), tmp);
-		f_texts_of(s, json_get(m[M_ALIASES], "name"), tmp);
+		f_texts_of(s, json_member(m[M_URLS], "url"), tmp);
+		f_texts_of(s, json_member(m[M_ALIASES], "name"), tmp);
 		break;
 	case T_LABELS:
 		f_text_of(s, m[M_NAME], tmp);
 		f_text_of(s, m[M_PROFILE], tmp);
-		f_texts_of(s, json_get(m[M_URLS], "url"), tmp);
-		f_int_of(s, json_get(m[M_PARENTLABEL], "@id"), tmp);
+		f_texts_of(s, json_member(m[M_URLS], "url"), tmp);
+		f_int_of(s, json_member(m[M_PARENTLABEL], "@id"), tmp);
 		break;
 	case T_MASTERS:
 		f_text_of(s, m[M_TITLE], tmp);
 		f_year_of(s, m[M_YEAR], tmp);
-		f_texts_of(s, json_get(m[M_GENRES], "genre"), tmp);
-		f_texts_of(s, json_get(m[M_STYLES], "style"), tmp);
+		f_texts_of(s, json_member(m[M_GENRES], "genre"), tmp);
+		f_texts_of(s, json_member(m[M_STYLES], "style"), tmp);
 		f_int_of(s, m[M_MAIN_RELEASE], tmp);
 		break;
 	case T_RELEASES:
 		f_text_of(s, m[M_TITLE], tmp);
-		f_year_of(s, jkind(m[M_RELEASED]) == J_STRING ? m[M_RELEASED] : m[M_YEAR], tmp);
+		f_year_of(s, json_kind(m[M_RELEASED]) == J_STRING ? m[M_RELEASED] : m[M_YEAR], tmp);
 		f_text_of(s, m[M_COUNTRY], tmp);
-		f_texts_of(s, json_get(m[M_GENRES], "genre"), tmp);
-		f_texts_of(s, json_get(m[M_STYLES], "style"), tmp);
-		f_json_array_of(s, json_get(m[M_FORMATS], "format"));
-		f_json_array_of(s, json_get(m[M_TRACKLIST], "track"));
+		f_texts_of(s, json_member(m[M_GENRES], "genre"), tmp);
+		f_texts_of(s, json_member(m[M_STYLES], "style"), tmp);
+		f_json_array_of(s, json_member(m[M_FORMATS], "format"));
+		f_json_array_of(s, json_member(m[M_TRACKLIST], "track"));
 		/* label_id: the first label's id. */
-		each_init(&e, json_get(m[M_LABELS], "label"));
-		if (each_next(&e, &l) && int_of(json_get(l, "@id"), tmp, &n) == 0)
+		each_init(&e, json_member(m[M_LABELS], "label"));
+		if (each_next(&e, &l) && int_of(json_member(l, "@id"), tmp, &n) == 0)
 			f_int(s, n);
 		else
 			f_null(s);
@@ -561,14 +560,14 @@ rows_build(struct sink *s, int type, long long id, const char *sha256, struct sl
 
 	if (type == T_RELEASES) {
 		ord = 0;
-		each_init(&e, json_get(m[M_LABELS], "label"));
+		each_init(&e, json_member(m[M_LABELS], "label"));
 		while (each_next(&e, &l)) {
-			if (jkind(l) != J_OBJECT)
+			if (json_kind(l) != J_OBJECT)
 				continue;
 			row_begin(s, T_RELEASE_LABELS);
 			f_int(s, id);
-			f_int_of(s, json_get(l, "@id"), tmp);
-			f_text_of(s, json_get(l, "@catno"), tmp);
+			f_int_of(s, json_member(l, "@id"), tmp);
+			f_text_of(s, json_member(l, "@catno"), tmp);
 			row_end(s, ord++);
 		}
 		ord = 0;

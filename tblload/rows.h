@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "envelope.h"
+#include "json.h"
 
 enum table {
 	T_ARTISTS, T_LABELS, T_MASTERS, T_RELEASES,	/* same order as data_types */
@@ -48,7 +49,7 @@ struct sink {
  * is not a JSON object.
  */
 int	rows_build(struct sink *, int type, long long id, const char *sha256,
-	    struct slice body, const char **err);
+	    struct jval body, const char **err);
 
 void	sink_reset(struct sink *);
 void	sink_free(struct sink *);

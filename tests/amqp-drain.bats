@@ -430,6 +430,23 @@ logins_are() {
 	wait_queues 10 "0 0 0 0"
 }
 
+@test "file_complete written with escapes is a file_complete, as json-c reads it; a top level that does not read is none" {
+	# tblhash, reading with json-c, takes the first for a control message:
+	# amqp-drain must agree, and start the cancel timer of that type.
+	printf '%s\n' '{"\u0074ype":"file_\u0063omplete","file":"f"}' | publish labels
+	printf '%s\n' '{"type":"file_complete","file":"f" "x":1}' | publish masters
+	drain_start --cancel-delay 0.2
+	wait_until 10 lines_are 2
+	wait_until 10 grep -q '"event":"🔌 The labels consumer is cancelled"' "$BATS_TEST_TMPDIR/amqp-drain.log"
+	assert_equal 1 "$(grep -c '"event":"🏁 File complete"' "$BATS_TEST_TMPDIR/amqp-drain.log")"
+	grep '"event":"🏁 File complete"' "$BATS_TEST_TMPDIR/amqp-drain.log" | jq -e '.type == "labels"' >/dev/null
+	assert_equal 3 "$(consumers | wc -l)"
+	[[ $(grep labels "$OUT" | "$TBL_BINDIR/tblhash" | jq -r .control) == file_complete ]]
+	settle ack 1
+	settle ack 2
+	wait_queues 10 "0 0 0 0"
+}
+
 @test "the pipeline: SIGTERM cancels the consumers, flushes, commits, settles and exits 0 at once" {
 	pg_newdb
 	publish_samples

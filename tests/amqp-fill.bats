@@ -184,7 +184,7 @@ stats() {
 
 @test "no AMQP_CONNECTION, or one that is not an amqp URL, exits 78 naming it" {
 	run -78 --separate-stderr env -u AMQP_CONNECTION amqp-fill --type artists </dev/null
-	assert_contains "$stderr" 'AMQP_CONNECTION is not set'
+	assert_contains "$stderr" 'AMQP_CONNECTION (or AMQP_CONNECTION_FILE) is not set'
 	for url in http://tbl:tblsecret@127.0.0.1/ "amqp://127.0.0.1:0/" "amqp://127.0.0.1:65536/" \
 		"amqp://127.0.0.1/%zz" "amqp://[::1/" "amqp://127.0.0.1/?heartbeat=x" ""; do
 		run -78 --separate-stderr env AMQP_CONNECTION="$url" amqp-fill --type artists </dev/null

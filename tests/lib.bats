@@ -17,6 +17,10 @@ unit() {
 	unit zin_big_read
 }
 
+@test "lib/json.c: decoded comparison (file_\u0063omplete), lone surrogates, value ends, the writer's commas" {
+	unit json_api
+}
+
 @test "log.bash writes every control character escaped: each line is one JSON object" {
 	local s= i c
 	for ((i = 1; i < 32; i++)); do

@@ -160,7 +160,7 @@ releases_conserved() {
 	assert_output "ls: cannot access '/usr/include/postgresql': No such file or directory"
 	# No configuration: the supervisor says which variable, exit 78.
 	run -78 podman run --rm --no-healthcheck "$IMAGE"
-	assert_contains "$output" "AMQP_CONNECTION is not set"
+	assert_contains "$output" "AMQP_CONNECTION (or AMQP_CONNECTION_FILE) is not set"
 	size=$(podman image inspect --format '{{.Size}}' "$IMAGE:$VERSION")
 	note "image $IMAGE:$VERSION: $((size / 1000000)) MB"
 	((size < 130000000)) || flunk "the image has $size bytes: more than the runtime needs"

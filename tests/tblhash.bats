@@ -250,6 +250,13 @@ sanitized() {
 	summary | jq -e '.lines == 9 and .records == 1 and .invalid == 8'
 }
 
+@test "an escaped type is passed on as it was written and logged decoded, once" {
+	run -1 --separate-stderr tblhash <<<'{"type":"a\"b\u00e9","conn":"c1","tag":1,"body":{"id":"1"}}'
+	assert_output '{"type":"a\"b\u00e9","conn":"c1","tag":1,"invalid":"unknown type","raw":"{\"id\":\"1\"}"}'
+	jq -se 'map(select(.reason == "unknown type")) | length == 1 and .[0].type == "a\"bé"' \
+	    <<<"$stderr" >/dev/null
+}
+
 @test "empty input: no output, exit 0; a last line without newline is read" {
 	run -0 --separate-stderr tblhash --type labels </dev/null
 	assert_output ""
