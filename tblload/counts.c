@@ -3,6 +3,7 @@
 
 #include "cli.h"
 #include "counts.h"
+#include "json.h"
 #include "log.h"
 #include "rows.h"
 #include "state.h"
@@ -166,7 +167,7 @@ counts_write_state(double min_interval, const char *state)
 		buf_adds(b, "null");
 	buf_adds(b, ",\"last_error\":");
 	if (err[0])
-		buf_json_str_lossy(b, err, strlen(err));
+		json_put_str_lossy(b, err, strlen(err));
 	else
 		buf_adds(b, "null");
 	buf_printf(b, ",\"last_commit\":%.3f,\"batches\":%llu,\"rejected\":%lld,"

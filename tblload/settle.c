@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "counts.h"
 #include "envelope.h"
+#include "json.h"
 #include "log.h"
 #include "settle.h"
 #include "sync.h"
@@ -104,33 +105,37 @@ reject(struct batch *b, const struct rec *r, const char *reason, struct buf *out
 	count_reject();
 	if (rejects_fp == NULL)
 		return;
-	buf_adds(&line, "{\"type\":");
-	buf_json_str_lossy(&line, r->e.type.p ? r->e.type.p : "", r->e.type.n);
-	if (r->e.has_id)
-		buf_printf(&line, ",\"id\":%lld", r->e.id);
-	if (r->e.has_tag) {
-		buf_adds(&line, ",\"conn\":");
-		buf_json_str_lossy(&line, r->e.conn.p, r->e.conn.n);
-		buf_printf(&line, ",\"tag\":%llu", r->e.tag);
+	json_open(&line, '{');
+	json_key(&line, "type");
+	json_put_str_lossy(&line, r->e.type.p ? r->e.type.p : "", r->e.type.n);
+	if (r->e.has_id) {
+		json_key(&line, "id");
+		json_put_int(&line, r->e.id);
 	}
-	buf_adds(&line, ",\"reason\":");
-	buf_json_str_lossy(&line, reason, strlen(reason));
+	if (r->e.has_tag) {
+		json_key(&line, "conn");
+		json_put_str_lossy(&line, r->e.conn.p, r->e.conn.n);
+		json_key(&line, "tag");
+		json_put_uint(&line, r->e.tag);
+	}
+	json_key(&line, "reason");
+	json_put_str_lossy(&line, reason, strlen(reason));
 	if (r->e.has_body && r->build_err != NULL) {
 		/* Not JSON that can be read: as a string, so the line stays NDJSON. */
-		buf_adds(&line, ",\"raw\":");
-		buf_json_str_lossy(&line, r->e.body.p, r->e.body.n);
+		json_key(&line, "raw");
+		json_put_str_lossy(&line, r->e.body.p, r->e.body.n);
 	} else if (r->e.has_body) {
-		buf_adds(&line, ",\"body\":");
-		buf_add(&line, r->e.body.p, r->e.body.n);
+		json_key(&line, "body");
+		json_put_raw(&line, r->e.body);
 	} else if (r->e.has_raw) {
-		buf_adds(&line, ",\"raw\":\"");
-		buf_add(&line, r->e.raw.p, r->e.raw.n);
-		buf_addc(&line, '"');
+		json_key(&line, "raw");
+		json_put_escaped(&line, r->e.raw);
 	} else if (r->kind == R_INVALID && r->e.type.p == NULL) {
-		buf_adds(&line, ",\"line\":");
-		buf_json_str_lossy(&line, text, r->len);
+		json_key(&line, "line");
+		json_put_str_lossy(&line, text, r->len);
 	}
-	buf_add(&line, "}\n", 2);
+	json_close(&line, '}');
+	buf_addc(&line, '\n');
 	sync_lock(&rejects_mu, "rejects");
 	if (fwrite(line.p, 1, line.len, rejects_fp) != line.len || fflush(rejects_fp) == EOF)
 		die(EXIT_TEMPFAIL, "--rejects %s: %s", rejects_path, strerror(errno));
