@@ -25,7 +25,7 @@ BINS     := $(TOOLS:%=$(BUILD)/bin/%)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/test/%,$(sort $(wildcard tests/unit/*.c)))
 MANS     := $(sort $(wildcard docs/man/*.1))
 
-.PHONY: all check deps test test-asan asan bench bench-scale demo demo-stop install \
+.PHONY: all check check-cluster deps test test-asan asan bench bench-scale demo demo-stop install \
 	install-systemd image deb clean
 all: $(BINS) $(UNIT_BINS)
 
@@ -73,6 +73,13 @@ deps:
 # groups that run at the same time (tests/check).
 check: deps all fuzz-build asan
 	tests/check $(BUILD)/bin build-asan/bin
+
+# make check-cluster: the failover suites (tests/e2e-cluster-*.bats, a
+# RabbitMQ cluster or a PostgreSQL primary with its standby of their own,
+# nodes killed mid-load) and cluster-harness: minutes each, too
+# slow for make check; CI does not run them (yet).
+check-cluster: deps all
+	TBL_SUITES=cluster tests/run $(BUILD)/bin
 
 test: all
 	tests/run $(BUILD)/bin

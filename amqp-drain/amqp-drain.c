@@ -44,7 +44,8 @@ static struct {
 	long long	 supervisor;	/* --supervisor: the parent's pid, or 0 */
 } opt = { NULL, false, false, 0, 300, 60, 0xf, 0 };
 
-static struct amq_url url;
+static struct amq_brokers brokers;
+static size_t node;		/* the broker of brokers we are connected to */
 static struct statefile sf;
 
 static const char *usage_text =
@@ -68,7 +69,8 @@ static const char *usage_text =
     "      --check-config      check the options and the environment, then exit\n"
     "  -h, --help              show this help\n"
     "  -V, --version           show the version\n"
-    "The broker is AMQP_CONNECTION (amqp://user:password@host:port/vhost).\n";
+    "The broker is AMQP_CONNECTION (amqp://user:password@host:port/vhost), or the\n"
+    "first that answers of several separated by commas (nodes of one cluster).\n";
 
 static void write_state(struct drain *, double, const char *);
 
@@ -91,7 +93,7 @@ connect_broker(struct drain *d)
 		die(EXIT_SOFTWARE, "getrandom: %s", strerror(errno));
 	for (i = 0; i < 8; i++)
 		snprintf(d->conn_id + 2 * i, 3, "%02x", rnd[i]);
-	d->conn = amq_connect_or_die(&url, "amqp-drain");
+	d->conn = amq_connect_any_or_die(&brokers, "amqp-drain", &node);
 	{
 		struct timeval rpc_timeout = { 30, 0 };
 		amqp_set_rpc_timeout(d->conn, &rpc_timeout);
@@ -140,8 +142,11 @@ start_consumers(struct drain *d)
 	char err[512];
 	int t, rc;
 
-	if ((rc = amq_declare_topology(d->conn, CH_CONSUME, err, sizeof(err))) != 0)
+	/* The dead-letter queues on CH_CHECK: one whose node is down is
+	 * logged and left (dlq_down), and the rest goes on. */
+	if ((rc = amq_declare(d->conn, CH_CONSUME, CH_CHECK, &d->dlq_down, err, sizeof(err))) != 0)
 		die(rc, "RabbitMQ topology: %s", err);
+	d->next_dlq_check = now_mono() + 6 * DLQ_CHECK;
 	amqp_basic_qos(d->conn, CH_CONSUME, 0, (uint16_t)opt.prefetch, 0);
 	if (amqp_get_rpc_reply(d->conn).reply_type != AMQP_RESPONSE_NORMAL)
 		die(EXIT_TEMPFAIL, "RabbitMQ: basic.qos failed");
@@ -159,8 +164,6 @@ start_consumers(struct drain *d)
 		    (char *)ok->consumer_tag.bytes);
 		d->cons[t].active = true;
 	}
-	if (amq_channel_open(d->conn, CH_CHECK, err, sizeof(err)) < 0)
-		die(EXIT_TEMPFAIL, "RabbitMQ: %s", err);
 }
 
 static void
@@ -267,7 +270,7 @@ read_options(int argc, char *argv[])
 	}
 	if (optind != argc)
 		die_operand(argv[optind]);
-	amq_url_from_env(&url);
+	amq_brokers_from_env(&brokers);
 	if (check_config)
 		exit(EXIT_OK);
 }
@@ -330,6 +333,13 @@ write_state(struct drain *d, double min_interval, const char *state)
 	json_put_str(b, m, strlen(m));
 	json_key(b, "prefetch");
 	json_put_int(b, opt.prefetch);
+	json_key(b, "broker");
+	json_put_str_lossy(b, brokers.url[node].node, strlen(brokers.url[node].node));
+	json_key(b, "brokers");
+	json_put_uint(b, brokers.n);
+	put_types(b, "dead_letter_unreachable", d->dlq_down);
+	json_key(b, "held");
+	json_put_uint(b, d->nheld);
 	put_types(b, "active_consumers", active);
 	put_types(b, "completed_files", complete);
 	put_by_type(b, "message_counts", count);
@@ -463,7 +473,7 @@ finish(struct drain *d)
 	int status;
 
 	send_acks(d);
-	unsettled = d->win.open;
+	unsettled = d->win.open + d->nheld;
 	r = log_begin(unsettled ? LOG_WARNING : LOG_INFO, unsettled ?
 	    "⚠️ Stopping with unsettled deliveries (the broker will redeliver them)" :
 	    "✅ Drained: every delivery settled");
@@ -473,6 +483,7 @@ finish(struct drain *d)
 	log_int(r, "controls", (long long)d->ncontrols);
 	log_int(r, "redelivered", (long long)d->nredelivered);
 	log_int(r, "unsettled", (long long)unsettled);
+	log_int(r, "held", (long long)d->nheld);
 	log_int(r, "peak_rss_kb", peak_rss_kb());
 	log_end(r);
 	write_state(d, 0, "stopped");
@@ -496,6 +507,8 @@ poll_timeout_ms(struct drain *d, double now)
 		wait = d->drain_deadline - now;
 	if (d->mode == M_CAPTURE && d->captured_tag && wait > 0.2)
 		wait = 0.2;
+	if (d->dlq_down && d->next_dlq_check - now < wait)
+		wait = d->next_dlq_check - now;
 	return wait < 0 ? 0 : (int)(wait * 1000) + 1;
 }
 
@@ -524,6 +537,7 @@ run(struct drain *d)
 		write_state(d, 0.5, d->stopping ? "draining" : "consuming");
 
 		now = now_mono();
+		check_dead_letters(d, now);
 		report_progress(d, now);
 		if (stop_signal && !d->stopping)
 			stop_consuming(d, stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
@@ -605,7 +619,9 @@ main(int argc, char *argv[])
 	start_consumers(d);
 	d->last_delivery = now_mono();
 	r = log_begin(LOG_INFO, "🐰 Consuming");
-	log_str(r, "broker", url.redacted);
+	log_str(r, "broker", brokers.url[node].redacted);
+	if (brokers.n > 1)
+		log_int(r, "brokers", (long long)brokers.n);
 	log_str(r, "connection", d->conn_id);
 	log_str(r, "mode", d->mode == M_PIPE ? "pipeline" : "capture");
 	log_int(r, "prefetch", opt.prefetch);

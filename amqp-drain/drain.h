@@ -24,6 +24,9 @@
 
 #define CH_CONSUME	1
 #define CH_CHECK	2
+#define DLQ_CHECK	5.0	/* seconds between checks of an unreachable dead-letter queue
+				 * while rejects wait for it; 6 times as long otherwise */
+#define REASON_MAX	512	/* bytes of a held reject's reason kept */
 
 enum mode { M_PIPE, M_CAPTURE };
 
@@ -37,6 +40,13 @@ struct consumer {
 	unsigned long long count;
 	unsigned long long acked, rejected;	/* settled by the pipeline */
 	double		 last_time;
+};
+
+/* A reject held while its dead-letter queue is unreachable. */
+struct held {
+	uint64_t	 tag;
+	int		 type;
+	char		 reason[REASON_MAX];
 };
 
 /* The delivery being assembled from its frames. */
@@ -70,6 +80,19 @@ struct drain {
 	bool		 stopping;	/* cancelling consumers, then draining */
 	double		 drain_deadline, next_check;
 	unsigned long long ndeliveries, nacked, nrejected, ncontrols, nredelivered;
+
+	/*
+	 * The dead-letter side. A classic dead-letter queue lives on one node;
+	 * while that node is down, RabbitMQ drops what is rejected to it. So a
+	 * reject of a type whose queue is unreachable is held, the delivery
+	 * left unacked (win_hold), until a check every DLQ_CHECK seconds finds
+	 * the queue back; a pipeline that ends meanwhile leaves it to the
+	 * broker, which delivers it again.
+	 */
+	unsigned	 dlq_down;	/* bit per type: its dead-letter queue is unreachable */
+	double		 next_dlq_check;
+	struct held	*held;
+	size_t		 nheld, heldcap;
 };
 
 /* The connection is lost or unusable: write the state file, exit 75. */
@@ -84,5 +107,6 @@ void	cancel_consumer(struct drain *, int type);
 void	read_fifo(struct drain *);
 void	send_acks(struct drain *);
 void	sync_capture(struct drain *, bool force);
+void	check_dead_letters(struct drain *, double now);
 
 #endif

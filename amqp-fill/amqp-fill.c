@@ -33,6 +33,8 @@ static struct {
 } opt = { NULL, false, false, true, 2048 };
 
 static amqp_connection_state_t conn;
+static struct amq_brokers brokers;
+static size_t node;		/* the broker of brokers we are connected to */
 static struct window confirms;	/* a tag per publish, settled by its confirm */
 static uint64_t published, acked, returned, nacked;
 static unsigned long long invalid;
@@ -46,7 +48,8 @@ static const char *usage_text =
     "      --no-declare    do not declare the exchange and queues\n"
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n"
-    "The broker is AMQP_CONNECTION (amqp://user:password@host:port/vhost).\n";
+    "The broker is AMQP_CONNECTION (amqp://user:password@host:port/vhost), or the\n"
+    "first that answers of several separated by commas (nodes of one cluster).\n";
 
 /* Handle one frame from the broker: confirms and returns. Confirms may
  * come out of order (a single one for a later tag, then a multiple one for
@@ -73,7 +76,7 @@ handle_frame(const amqp_frame_t *f)
 		break;
 	case AMQP_CHANNEL_CLOSE_METHOD:
 	case AMQP_CONNECTION_CLOSE_METHOD:
-		die(EXIT_TEMPFAIL, "the broker closed the %s",
+		die(EXIT_TEMPFAIL, "the broker (%s) closed the %s", brokers.url[node].node,
 		    f->payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ? "channel" : "connection");
 	}
 }
@@ -95,7 +98,8 @@ await_confirms(uint64_t allowed)
 			break;
 		}
 		if (rc != AMQP_STATUS_OK)
-			die(EXIT_TEMPFAIL, "broker connection lost: %s", amqp_error_string2(rc));
+			die(EXIT_TEMPFAIL, "broker connection lost (%s): %s", brokers.url[node].node,
+			    amqp_error_string2(rc));
 		handle_frame(&f);
 	}
 	amqp_maybe_release_buffers(conn);
@@ -203,10 +207,10 @@ main(int argc, char *argv[])
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct amq_url url;
 	struct logrec *r;
 	char msg[512];
 	double t0;
+	unsigned dlq_down;
 	int ch, i, rc, *fds;
 
 	log_init("amqp-fill");
@@ -238,10 +242,12 @@ main(int argc, char *argv[])
 			die_bad_option(ch, argv);
 		}
 	}
-	amq_url_from_env(&url);
+	amq_brokers_from_env(&brokers);
 	ignore_sigpipe();
-	conn = amq_connect_or_die(&url, "amqp-fill");
-	if (opt.declare && (rc = amq_declare_topology(conn, 1, msg, sizeof(msg))) != 0)
+	conn = amq_connect_any_or_die(&brokers, "amqp-fill", &node);
+	/* A dead-letter queue whose node is down does not keep us from
+	 * publishing: amq_declare logs it. */
+	if (opt.declare && (rc = amq_declare(conn, 1, 2, &dlq_down, msg, sizeof(msg))) != 0)
 		die(rc, "RabbitMQ topology: %s", msg);
 	amqp_confirm_select(conn, 1);
 	if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL)
@@ -265,6 +271,7 @@ main(int argc, char *argv[])
 	await_confirms(0);
 
 	r = log_begin(LOG_INFO, "✅ Published");
+	log_str(r, "broker", brokers.url[node].redacted);
 	log_int(r, "published", (long long)published);
 	log_int(r, "confirmed", (long long)acked);
 	log_int(r, "nacked", (long long)nacked);
@@ -275,7 +282,7 @@ main(int argc, char *argv[])
 	log_int(r, "peak_rss_kb", peak_rss_kb());
 	log_end(r);
 	amq_close(conn);
-	amq_url_free(&url);
+	amq_brokers_free(&brokers);
 	win_free(&confirms);
 	if (nacked)
 		return EXIT_TEMPFAIL;

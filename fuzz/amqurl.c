@@ -10,6 +10,10 @@
  * - A URL built from parts (user, password, host, vhost, port, each
  *   percent-encoded as a client library would) parses back to exactly
  *   those parts, whatever bytes they hold.
+ * - As a list (amq_brokers_parse): at most AMQ_MAX_BROKERS URLs, each
+ *   complete as above, all of one scheme and one vhost; a text that no
+ *   URL follows a ',' or ';' in is the one URL amq_url_parse reads, with
+ *   the same parts.
  *
  * Input: the URL itself; and, taken apart at the bytes 0x01, the parts
  * user, password, host and vhost, then the port (two bytes).
@@ -164,18 +168,80 @@ from_parts(const char *s, size_t n)
 	free(vhost);
 }
 
+static bool
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Does a URL follow a ',' or ';' in text (after blanks)? */
+static bool
+listed(const char *text)
+{
+	const char *p, *q;
+
+	for (p = text; (p = strpbrk(p, ",;")) != NULL; p++) {
+		for (q = p + 1; *q == ' ' || *q == '\t'; q++)
+			;
+		if (strncmp(q, "amqp://", 7) == 0 || strncmp(q, "amqps://", 8) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+check_list(const char *text, const struct amq_url *one, bool one_ok)
+{
+	struct amq_brokers b;
+	const char *err;
+	size_t i;
+
+	if (amq_brokers_parse(text, &b, &err) < 0) {
+		CHECK(err != NULL && strncmp(err, "AMQP_CONNECTION: ", 17) == 0, "no reason");
+		CHECK(listed(text) || !one_ok, "one URL read alone, refused as a list: %s", text);
+		return;
+	}
+	CHECK(b.n >= 1 && b.n <= AMQ_MAX_BROKERS, "%zu URLs", b.n);
+	for (i = 0; i < b.n; i++) {
+		CHECK(b.url[i].tls == b.url[0].tls && strcmp(b.url[i].vhost, b.url[0].vhost) == 0,
+		    "URL %zu of another scheme or vhost: %s", i + 1, text);
+		CHECK(b.url[i].host[0] != '\0' && b.url[i].port >= 1 && b.url[i].port <= 65535 &&
+		    b.url[i].user != NULL && b.url[i].password != NULL, "URL %zu: a part is missing",
+		    i + 1);
+		redacted(&want, &b.url[i]);
+		CHECK(strcmp(b.url[i].redacted, want.p) == 0, "redacted %s, want %s",
+		    b.url[i].redacted, want.p);
+	}
+	if (!listed(text)) {
+		CHECK(one_ok && b.n == 1, "one URL: %zu as a list, %s alone", b.n,
+		    one_ok ? "taken" : "refused");
+		CHECK(strcmp(b.url[0].host, one->host) == 0 && b.url[0].port == one->port &&
+		    strcmp(b.url[0].user, one->user) == 0 &&
+		    strcmp(b.url[0].password, one->password) == 0 &&
+		    strcmp(b.url[0].vhost, one->vhost) == 0 && b.url[0].tls == one->tls &&
+		    b.url[0].heartbeat == one->heartbeat && b.url[0].verify == one->verify &&
+		    same_str(b.url[0].cafile, one->cafile) && same_str(b.url[0].certfile,
+		    one->certfile) && same_str(b.url[0].keyfile, one->keyfile),
+		    "one URL read otherwise as a list: %s", text);
+	}
+	amq_brokers_free(&b);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct amq_url u;
 	const char *err;
 	char *text = fuzz_cstr(data, size);
+	bool ok;
 
-	if (amq_url_parse(text, &u, &err) == 0) {
+	if ((ok = amq_url_parse(text, &u, &err) == 0))
 		check_parsed(&u, text);
-		amq_url_free(&u);
-	} else
+	else
 		CHECK(err != NULL && strncmp(err, "AMQP_CONNECTION: ", 17) == 0, "no reason");
+	check_list(text, &u, ok);
+	if (ok)
+		amq_url_free(&u);
 	from_parts(text, size);
 	free(text);
 	return 0;

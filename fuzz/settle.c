@@ -11,10 +11,14 @@
  * - Applied as amqp-drain applies them (win_ack, win_reject, then
  *   win_take_acks) to a window of delivered tags, accepted lines never
  *   settle a tag twice, never settle one that was not delivered, and a
- *   multiple ack never covers a tag that is still open.
+ *   multiple ack never covers a tag that is still open, nor one held
+ *   (win_hold: a reject that waits for its dead-letter queue) until it is
+ *   released.
  *
  * Input: lines separated by '\n'. The window holds tags 1..64; a line whose
- * conn is not "c" is ignored, as a line of another connection is.
+ * conn is not "c" is ignored, as a line of another connection is. A reject
+ * whose reason starts with 'h' holds its tag instead, one whose reason
+ * starts with 'r' releases it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +63,7 @@ roundtrip(const struct settle *s, const char *why, struct buf *out, const char *
 	buf_free(&r2);
 }
 
-/* The window and a plain model of it: 0 open, 1 to ack, 2 done. */
+/* The window and a plain model of it: 0 open, 1 to ack, 2 done, 3 held. */
 struct model {
 	struct window	 w;
 	unsigned char	 st[NTAGS + 1];
@@ -78,8 +82,9 @@ take(struct model *m)
 		    "multiple ack of tag %llu, which is not waiting for one",
 		    (unsigned long long)multi);
 		for (t = 1; t <= multi; t++) {
-			CHECK(m->st[t] != 0, "a multiple ack up to %llu covers open tag %llu",
-			    (unsigned long long)multi, (unsigned long long)t);
+			CHECK(m->st[t] != 0 && m->st[t] != 3, "a multiple ack up to %llu covers "
+			    "%s tag %llu", (unsigned long long)multi, m->st[t] ? "held" : "open",
+			    (unsigned long long)t);
 			m->st[t] = 2;
 		}
 		for (i = 0; i < n; i++) {
@@ -92,14 +97,28 @@ take(struct model *m)
 }
 
 static void
-apply(struct model *m, const struct settle *s)
+apply(struct model *m, const struct settle *s, const struct buf *why)
 {
 	int t;
 	bool known = s->tag >= 1 && s->tag <= NTAGS;
+	char how = s->reject && why->len > 0 ? why->p[0] : 0;
 
 	if (!jstr_eq(s->conn, "c"))
 		return;
-	if (!s->reject) {
+	if (how == 'h') {
+		t = win_hold(&m->w, s->tag);
+		CHECK((t >= 0) == (known && m->st[s->tag] == 0),
+		    "win_hold(%llu) gave %d", s->tag, t);
+		if (t >= 0)
+			m->st[s->tag] = 3;
+	} else if (how == 'r') {
+		t = win_release(&m->w, s->tag);
+		CHECK((t == 0) == (known && m->st[s->tag] == 3),
+		    "win_release(%llu) gave %d", s->tag, t);
+		if (t == 0)
+			m->st[s->tag] = 2;
+		t = -1;
+	} else if (!s->reject) {
 		t = win_ack(&m->w, s->tag);
 		CHECK((t >= 0) == (known && m->st[s->tag] == 0),
 		    "win_ack(%llu) gave %d", s->tag, t);
@@ -152,7 +171,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			roundtrip(&s, reason.p ? reason.p : "", &w2, w1.p);
 			CHECK(w1.len == w2.len && memcmp(w1.p, w2.p, w1.len) == 0,
 			    "not stable: %s -> %s", w1.p, w2.p);
-			apply(&m, &s);
+			apply(&m, &s, &reason);
 		}
 		/* Generated: conn bytes 0x01 reason bytes, written and read back. */
 		if ((sep = memchr(line, 1, (size_t)(nl - p))) != NULL) {

@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/time.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include <openssl/err.h>
@@ -117,12 +119,29 @@ query_param(struct amq_url *u, const char *k, size_t kn, const char *v, size_t v
 	return 0;
 }
 
+/* The names a URL goes by in messages, state files and metrics: the URL
+ * without its password, and host:port. */
+static void
+set_names(struct amq_url *u)
+{
+	struct buf b = { 0 };
+
+	buf_printf(&b, strchr(u->host, ':') ? "[%s]:%d" : "%s:%d", u->host, u->port);
+	free(u->node);
+	u->node = b.p;
+	b.p = NULL;
+	b.len = b.cap = 0;
+	buf_printf(&b, "%s://%s@%s/", u->tls ? "amqps" : "amqp", u->user, u->node);
+	buf_adds(&b, u->vhost);
+	free(u->redacted);
+	u->redacted = b.p;
+}
+
 int
 amq_url_parse(const char *url, struct amq_url *u, const char **err)
 {
 	const char *p, *auth_end, *at, *hostp, *hend, *colon, *path, *query, *q, *amp, *eq;
 	const char *why;
-	struct buf red = { 0 };
 	long long port;
 
 	memset(u, 0, sizeof(*u));
@@ -226,11 +245,7 @@ amq_url_parse(const char *url, struct amq_url *u, const char **err)
 		*err = "AMQP_CONNECTION: cafile, certfile and keyfile need amqps://";
 		goto fail;
 	}
-	buf_printf(&red, "%s://%s@", u->tls ? "amqps" : "amqp", u->user);
-	buf_printf(&red, strchr(u->host, ':') ? "[%s]:%d" : "%s:%d", u->host, u->port);
-	buf_adds(&red, "/");
-	buf_adds(&red, u->vhost);
-	u->redacted = red.p;
+	set_names(u);
 	return 0;
 fail:
 	amq_url_free(u);
@@ -266,7 +281,178 @@ amq_url_free(struct amq_url *u)
 	free(u->certfile);
 	free(u->keyfile);
 	free(u->redacted);
+	free(u->node);
 	memset(u, 0, sizeof(*u));
+}
+
+static bool
+is_scheme(const char *p)
+{
+	return strncmp(p, "amqp://", 7) == 0 || strncmp(p, "amqps://", 8) == 0;
+}
+
+/*
+ * Where the list member at p ends: at the first ',' or ';' that blanks and
+ * a scheme follow (*next then points at the scheme), else at the end of
+ * the text (*next NULL). A password or a query may hold ',' and ';', but
+ * not one followed by "amqp://".
+ */
+static const char *
+member_end(const char *p, const char **next)
+{
+	const char *q, *r;
+
+	for (q = p; *q; q++) {
+		if (*q != ',' && *q != ';')
+			continue;
+		for (r = q + 1; *r == ' ' || *r == '\t'; r++)
+			;
+		if (is_scheme(r)) {
+			*next = r;
+			return q;
+		}
+	}
+	*next = NULL;
+	return q;
+}
+
+/* Replace *dst with a copy of src. */
+static void
+copy_str(char **dst, const char *src)
+{
+	if (*dst != NULL && *dst != src)
+		explicit_bzero(*dst, strlen(*dst));
+	free(*dst);
+	*dst = src != NULL ? xstrdup(src) : NULL;
+}
+
+/*
+ * A URL after the first takes what it leaves out from the first: the
+ * credentials without user:password@, the vhost without a path, the query
+ * parameters (heartbeat, TLS files, verification) without a query.
+ */
+static void
+inherit(struct amq_url *u, const char *text, const struct amq_url *first)
+{
+	const char *auth = text + (u->tls ? 8 : 7), *auth_end = auth + strcspn(auth, "/?");
+
+	if (memchr(auth, '@', (size_t)(auth_end - auth)) == NULL) {
+		copy_str(&u->user, first->user);
+		copy_str(&u->password, first->password);
+	}
+	if (*auth_end != '/')
+		copy_str(&u->vhost, first->vhost);
+	if (strchr(auth_end, '?') == NULL) {
+		u->heartbeat = first->heartbeat;
+		u->verify = first->verify;
+		copy_str(&u->cafile, first->cafile);
+		copy_str(&u->certfile, first->certfile);
+		copy_str(&u->keyfile, first->keyfile);
+	}
+	set_names(u);
+}
+
+int
+amq_brokers_parse(const char *text, struct amq_brokers *b, const char **err)
+{
+	static char msg[256];
+	struct amq_url *u;
+	const char *p, *end, *next, *why;
+	char *one;
+	size_t n, len;
+	int rc;
+
+	memset(b, 0, sizeof(*b));
+	b->url = xcalloc(AMQ_MAX_BROKERS, sizeof(*b->url));
+	for (p = text, n = 0; p != NULL; p = next, n++) {
+		end = member_end(p, &next);
+		if (n == AMQ_MAX_BROKERS) {
+			snprintf(msg, sizeof(msg), "AMQP_CONNECTION: more than %d URLs",
+			    AMQ_MAX_BROKERS);
+			*err = msg;
+			goto fail;
+		}
+		/* One URL is taken as it is; in a list, blanks around a URL go. */
+		len = (size_t)(end - p);
+		while ((next != NULL || n > 0) && len > 0 &&
+		    (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		one = xstrndup(p, len);
+		u = &b->url[n];
+		rc = amq_url_parse(one, u, &why);
+		if (rc == 0 && n > 0)
+			inherit(u, one, &b->url[0]);
+		explicit_bzero(one, len);
+		free(one);
+		b->n = rc == 0 ? n + 1 : n;
+		if (rc < 0) {
+			if (next == NULL && n == 0) {
+				*err = why;
+				goto fail;
+			}
+			snprintf(msg, sizeof(msg), "AMQP_CONNECTION: URL %zu: %s", n + 1,
+			    why + strlen("AMQP_CONNECTION: "));
+			*err = msg;
+			goto fail;
+		}
+		if (n > 0 && u->tls != b->url[0].tls) {
+			snprintf(msg, sizeof(msg), "AMQP_CONNECTION: URL %zu: every URL must be "
+			    "amqp:// or every one amqps:// (a failover must not drop TLS)", n + 1);
+			*err = msg;
+			goto fail;
+		}
+		if (n > 0 && strcmp(u->vhost, b->url[0].vhost) != 0) {
+			snprintf(msg, sizeof(msg), "AMQP_CONNECTION: URL %zu: another vhost than "
+			    "the first URL's (the URLs are nodes of one cluster)", n + 1);
+			*err = msg;
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	amq_brokers_free(b);
+	return -1;
+}
+
+void
+amq_brokers_free(struct amq_brokers *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		amq_url_free(&b->url[i]);
+	free(b->url);
+	memset(b, 0, sizeof(*b));
+}
+
+void
+amq_brokers_from_env(struct amq_brokers *b)
+{
+	const char *err;
+	char *text;
+	int rc;
+
+	if ((text = env_secret("AMQP_CONNECTION", "AMQP_CONNECTION_FILE")) == NULL ||
+	    *text == '\0')
+		die(EXIT_CONFIG, "AMQP_CONNECTION (or AMQP_CONNECTION_FILE) is not set "
+		    "(want amqp://user:password@host:port/vhost, or several separated by commas)");
+	rc = amq_brokers_parse(text, b, &err);
+	secret_free(text);
+	if (rc < 0)
+		die(EXIT_CONFIG, "%s", err);
+}
+
+/* The reply code of a channel or connection close in a failed reply, else 0. */
+static unsigned
+reply_code(amqp_rpc_reply_t r)
+{
+	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION)
+		return 0;
+	if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
+		return ((amqp_channel_close_t *)r.reply.decoded)->reply_code;
+	if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
+		return ((amqp_connection_close_t *)r.reply.decoded)->reply_code;
+	return 0;
 }
 
 void
@@ -461,8 +647,13 @@ amq_connect(const struct amq_url *u, const char *name, enum amq_fail *fail, char
 	    AMQP_SASL_METHOD_PLAIN, u->user, u->password);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		amq_reply_error(r, "login", err, errsz);
-		/* A broker that answers and closes refuses us: credentials or vhost. */
-		if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION ||
+		/* A broker that answers and closes refuses us: credentials or vhost.
+		 * Unless it says it is going down (320 CONNECTION_FORCED, a node
+		 * that stops) or is not well (541 INTERNAL_ERROR, a vhost not yet
+		 * up on a node that just started): another node, or a later try,
+		 * can take us. */
+		if ((r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+		    reply_code(r) != AMQP_CONNECTION_FORCED && reply_code(r) != AMQP_INTERNAL_ERROR) ||
 		    (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
 		    r.library_error == AMQP_STATUS_CONNECTION_CLOSED) ||
 		    (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
@@ -494,6 +685,65 @@ amq_connect_or_die(const struct amq_url *u, const char *name)
 	return c;
 }
 
+amqp_connection_state_t
+amq_connect_any(const struct amq_brokers *b, const char *name, size_t *node,
+    enum amq_fail *fail, char *err, size_t errsz)
+{
+	amqp_connection_state_t c;
+	enum amq_fail f = AMQ_UNREACHABLE;
+	struct logrec *r;
+	char one[512];
+	uint32_t rnd = 0;
+	size_t i, k, len;
+	bool refused = false;
+
+	/* Several instances given the same list spread over the nodes. */
+	if (b->n > 1 && getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		rnd = (uint32_t)getpid();
+	if (errsz > 0)
+		err[0] = '\0';
+	for (i = 0; i < b->n; i++) {
+		k = (rnd + i) % b->n;
+		if ((c = amq_connect(&b->url[k], name, &f, one, sizeof(one))) != NULL) {
+			*node = k;
+			return c;
+		}
+		refused = refused || f == AMQ_REFUSED;
+		if (b->n == 1) {
+			snprintf(err, errsz, "%s", one);
+			break;
+		}
+		len = strlen(err);
+		if (len < errsz)
+			snprintf(err + len, errsz - len, "%s%s: %s", i ? "; " : "", b->url[k].node,
+			    one);
+		r = log_begin(LOG_WARNING, i + 1 < b->n ?
+		    "⚠️ RabbitMQ node unavailable: trying the next one" :
+		    "⚠️ RabbitMQ node unavailable: it was the last one");
+		log_str(r, "broker", b->url[k].redacted);
+		log_str(r, "error", one);
+		log_end(r);
+	}
+	*fail = refused ? AMQ_REFUSED : f;
+	return NULL;
+}
+
+amqp_connection_state_t
+amq_connect_any_or_die(const struct amq_brokers *b, const char *name, size_t *node)
+{
+	amqp_connection_state_t c;
+	enum amq_fail fail;
+	char err[1024];
+
+	if ((c = amq_connect_any(b, name, node, &fail, err, sizeof(err))) != NULL)
+		return c;
+	if (b->n == 1)
+		die(fail == AMQ_REFUSED ? EXIT_CONFIG : EXIT_UNAVAILABLE, "RabbitMQ (%s): %s",
+		    b->url[0].redacted, err);
+	die(fail == AMQ_REFUSED ? EXIT_CONFIG : EXIT_UNAVAILABLE, "RabbitMQ (none of %zu "
+	    "brokers%s): %s", b->n, fail == AMQ_REFUSED ? ", one refused us" : "", err);
+}
+
 int
 amq_channel_open(amqp_connection_state_t c, amqp_channel_t ch, char *err, size_t errsz)
 {
@@ -521,29 +771,60 @@ static int
 check(amqp_connection_state_t c, const char *what, char *err, size_t errsz)
 {
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
-	unsigned code = 0;
+	unsigned code;
 
 	if (r.reply_type == AMQP_RESPONSE_NORMAL)
 		return 0;
 	amq_reply_error(r, what, err, errsz);
-	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
-		if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
-			code = ((amqp_channel_close_t *)r.reply.decoded)->reply_code;
-		else if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
-			code = ((amqp_connection_close_t *)r.reply.decoded)->reply_code;
-	}
+	code = reply_code(r);
 	return code == AMQP_ACCESS_REFUSED || code == AMQP_PRECONDITION_FAILED ||
 	    code == AMQP_NOT_ALLOWED ? EXIT_CONFIG : EXIT_TEMPFAIL;
 }
 
+/*
+ * check() for a call on the dead-letter channel, where one failure is
+ * expected: a classic queue lives on the node that declared it, and while
+ * that node is down the broker answers 404 NOT_FOUND ("home node ... of
+ * durable queue ... is down or inaccessible") and closes the channel. Then
+ * the close is confirmed, the channel opened again, and 1 returned.
+ */
+static int
+check_dlq(amqp_connection_state_t c, amqp_channel_t ch, const char *what, char *err,
+    size_t errsz)
+{
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
+	amqp_channel_close_ok_t close_ok = { 0 };
+	char why[256];
+
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 0;
+	if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id !=
+	    AMQP_CHANNEL_CLOSE_METHOD || reply_code(r) != AMQP_NOT_FOUND)
+		return check(c, what, err, errsz);
+	amq_reply_error(r, what, err, errsz);
+	if (amqp_send_method(c, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok) != AMQP_STATUS_OK ||
+	    amq_channel_open(c, ch, why, sizeof(why)) < 0)
+		return EXIT_TEMPFAIL;
+	return 1;
+}
+
+void
+amq_dlq_name(int type, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "%s%s.dlq", AMQ_QUEUE_PREFIX, data_types[type]);
+}
+
 int
-amq_declare_topology(amqp_connection_state_t c, amqp_channel_t ch, char *err, size_t errsz)
+amq_declare(amqp_connection_state_t c, amqp_channel_t ch, amqp_channel_t dlq_ch,
+    unsigned *dlq_down, char *err, size_t errsz)
 {
 	amqp_table_entry_t qargs[3], dlqargs[1];
 	amqp_table_t qt, dlqt;
 	char q[128], dlq[136];
+	struct logrec *r;
 	int t, rc;
 
+	*dlq_down = 0;
 	amqp_exchange_declare(c, ch, amqp_cstring_bytes(AMQ_EXCHANGE), amqp_cstring_bytes("topic"),
 	    0, 1, 0, 0, amqp_empty_table);
 	if ((rc = check(c, "exchange.declare " AMQ_EXCHANGE, err, errsz)) != 0)
@@ -552,6 +833,8 @@ amq_declare_topology(amqp_connection_state_t c, amqp_channel_t ch, char *err, si
 	    0, 1, 0, 0, amqp_empty_table);
 	if ((rc = check(c, "exchange.declare " AMQ_DLX, err, errsz)) != 0)
 		return rc;
+	if (dlq_ch != ch && amq_channel_open(c, dlq_ch, err, errsz) < 0)
+		return EXIT_TEMPFAIL;
 	qargs[0] = entry_str("x-queue-type", "quorum");
 	qargs[1] = entry_str("x-dead-letter-exchange", AMQ_DLX);
 	qargs[2].key = amqp_cstring_bytes("x-delivery-limit");
@@ -564,13 +847,25 @@ amq_declare_topology(amqp_connection_state_t c, amqp_channel_t ch, char *err, si
 	dlqt.entries = dlqargs;
 	for (t = 0; t < NTYPES; t++) {
 		amq_queue_name(t, q, sizeof(q));
-		snprintf(dlq, sizeof(dlq), "%s.dlq", q);
-		amqp_queue_declare(c, ch, amqp_cstring_bytes(dlq), 0, 1, 0, 0, dlqt);
-		if ((rc = check(c, "queue.declare (dead-letter queue)", err, errsz)) != 0)
-			return rc;
-		amqp_queue_bind(c, ch, amqp_cstring_bytes(dlq), amqp_cstring_bytes(AMQ_DLX),
-		    amqp_cstring_bytes(data_types[t]), amqp_empty_table);
-		if ((rc = check(c, "queue.bind (dead-letter queue)", err, errsz)) != 0)
+		amq_dlq_name(t, dlq, sizeof(dlq));
+		amqp_queue_declare(c, dlq_ch, amqp_cstring_bytes(dlq), 0, 1, 0, 0, dlqt);
+		rc = dlq_ch == ch ? check(c, "queue.declare (dead-letter queue)", err, errsz) :
+		    check_dlq(c, dlq_ch, "queue.declare (dead-letter queue)", err, errsz);
+		if (rc == 0) {
+			amqp_queue_bind(c, dlq_ch, amqp_cstring_bytes(dlq),
+			    amqp_cstring_bytes(AMQ_DLX), amqp_cstring_bytes(data_types[t]),
+			    amqp_empty_table);
+			rc = dlq_ch == ch ? check(c, "queue.bind (dead-letter queue)", err, errsz) :
+			    check_dlq(c, dlq_ch, "queue.bind (dead-letter queue)", err, errsz);
+		}
+		if (rc == 1) {
+			*dlq_down |= 1u << t;
+			r = log_begin(LOG_WARNING, "⚠️ Dead-letter queue unreachable: going on "
+			    "without it (poison waits unacked until it is back)");
+			log_str(r, "queue", dlq);
+			log_str(r, "error", err);
+			log_end(r);
+		} else if (rc != 0)
 			return rc;
 		amqp_queue_declare(c, ch, amqp_cstring_bytes(q), 0, 1, 0, 0, qt);
 		if ((rc = check(c, "queue.declare", err, errsz)) != 0)
@@ -581,6 +876,27 @@ amq_declare_topology(amqp_connection_state_t c, amqp_channel_t ch, char *err, si
 			return rc;
 	}
 	return 0;
+}
+
+int
+amq_declare_topology(amqp_connection_state_t c, amqp_channel_t ch, char *err, size_t errsz)
+{
+	unsigned down;
+
+	return amq_declare(c, ch, ch, &down, err, errsz);
+}
+
+int
+amq_dlq_reachable(amqp_connection_state_t c, amqp_channel_t ch, int type, char *err,
+    size_t errsz)
+{
+	char dlq[136];
+	int rc;
+
+	amq_dlq_name(type, dlq, sizeof(dlq));
+	amqp_queue_declare(c, ch, amqp_cstring_bytes(dlq), 1, 0, 0, 0, amqp_empty_table);
+	rc = check_dlq(c, ch, "queue.declare (passive, dead-letter queue)", err, errsz);
+	return rc == 0 ? 1 : rc == 1 ? 0 : -1;
 }
 
 long

@@ -23,7 +23,10 @@ void
 win_free(struct window *w)
 {
 	free(w->st);
+	free(w->held);
 	w->st = NULL;
+	w->held = NULL;
+	w->nheld = w->heldcap = 0;
 }
 
 static void
@@ -90,6 +93,48 @@ win_reject(struct window *w, uint64_t tag)
 	return type;
 }
 
+int
+win_type(const struct window *w, uint64_t tag)
+{
+	if (tag < w->base || tag >= w->next || STATE(w, tag) != TAG_OPEN)
+		return -1;
+	return ST(w, tag) >> 4;
+}
+
+int
+win_hold(struct window *w, uint64_t tag)
+{
+	int type;
+
+	if ((type = win_reject(w, tag)) < 0)
+		return -1;
+	if (w->nheld == w->heldcap) {
+		w->heldcap = w->heldcap ? w->heldcap * 2 : 16;
+		w->held = xrealloc(w->held, w->heldcap * sizeof(*w->held));
+	}
+	if (w->nheld == 0 || tag < w->held_min)
+		w->held_min = tag;
+	w->held[w->nheld++] = tag;
+	return type;
+}
+
+int
+win_release(struct window *w, uint64_t tag)
+{
+	size_t i;
+
+	for (i = 0; i < w->nheld && w->held[i] != tag; i++)
+		;
+	if (i == w->nheld)
+		return -1;
+	w->held[i] = w->held[--w->nheld];
+	if (tag == w->held_min)
+		for (i = 0; i < w->nheld; i++)
+			if (i == 0 || w->held[i] < w->held_min)
+				w->held_min = w->held[i];
+	return 0;
+}
+
 size_t
 win_confirm(struct window *w, uint64_t tag, bool multiple)
 {
@@ -124,7 +169,8 @@ win_take_acks(struct window *w, uint64_t *multi, uint64_t *singles, size_t max,
 			open_seen = true;
 		if (STATE(w, t) != TAG_ACK)
 			continue;
-		if (!open_seen)
+		/* (A held tag is not open here, but is on the broker.) */
+		if (!open_seen && (w->nheld == 0 || t < w->held_min))
 			*multi = t;
 		else if (*nsingles < max)
 			singles[(*nsingles)++] = t;

@@ -29,6 +29,9 @@ struct window {
 	size_t		 cap;
 	size_t		 open;	/* tags in TAG_OPEN */
 	size_t		 pending;	/* tags in TAG_ACK */
+	uint64_t	*held;	/* tags held unsettled on the broker (win_hold) */
+	size_t		 nheld, heldcap;
+	uint64_t	 held_min;	/* the lowest of them, when nheld > 0 */
 };
 
 void	win_init(struct window *);
@@ -40,6 +43,17 @@ int	win_add(struct window *, uint64_t tag, int type);
  * settled. */
 int	win_ack(struct window *, uint64_t tag);
 int	win_reject(struct window *, uint64_t tag);	/* caller sends basic.reject */
+/* The type of a tag still open, or -1. */
+int	win_type(const struct window *, uint64_t tag);
+/*
+ * A reject that cannot be sent yet (its dead-letter queue is unreachable):
+ * the tag counts as settled here, so that the window moves on and stays
+ * small however long it waits, but no multiple ack covers it from now on.
+ * Its type, or -1 as win_reject. win_release ends the hold (0, or -1 if
+ * the tag was not held): the caller then sends the basic.reject.
+ */
+int	win_hold(struct window *, uint64_t tag);
+int	win_release(struct window *, uint64_t tag);
 /* A publisher confirm (basic.ack or basic.nack) from the broker: settle tag,
  * or with multiple every tag up to it, that is still open. Returns how many
  * it settled (tags already settled are not counted again). */

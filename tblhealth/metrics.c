@@ -110,6 +110,33 @@ supervisor_metrics(struct buf *b, struct json_object *o)
 	}
 }
 
+/* The node amqp-drain consumes from (host:port, an IPv6 address in
+ * brackets), and the dead-letter side. */
+static void
+broker_metrics(struct buf *b, struct json_object *o)
+{
+	const char *node = sv_str(o, "broker");
+	char label[MAX_LABEL + 16];
+	size_t n;
+
+	if (node != NULL && (n = strspn(node, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789_.:-[]%")) > 0 && n <= MAX_LABEL && node[n] == '\0') {
+		family(b, "tableinator_broker_info", "gauge",
+		    "The RabbitMQ node amqp-drain consumes from (host:port), as the label.");
+		snprintf(label, sizeof(label), "broker=\"%s\"", node);
+		sample(b, "tableinator_broker_info", label, 1);
+	}
+	scalar(b, "tableinator_brokers", "gauge",
+	    "The RabbitMQ nodes AMQP_CONNECTION lists.", o, "brokers");
+	if (sv_member(o, "dead_letter_unreachable", json_type_array) != NULL)
+		listed_by_type(b, "tableinator_dead_letter_unreachable",
+		    "1 while the dead-letter queue of this type cannot be reached (its node is down).",
+		    sv_member(o, "dead_letter_unreachable", json_type_array));
+	scalar(b, "tableinator_rejects_held", "gauge",
+	    "Poison deliveries held unacked until their dead-letter queue is reachable.", o,
+	    "held");
+}
+
 static void
 drain_metrics(struct buf *b, struct json_object *o)
 {
@@ -149,6 +176,7 @@ drain_metrics(struct buf *b, struct json_object *o)
 	    "Control messages (file_complete) received.", o, "controls");
 	scalar(b, "tableinator_unsettled_deliveries", "gauge",
 	    "Deliveries handed to the pipeline and not yet acked or rejected.", o, "unsettled");
+	broker_metrics(b, o);
 }
 
 /*

@@ -194,6 +194,14 @@ report_health(const struct report_cfg *cfg, struct buf *b)
 		put_str_or_null(b, sv_str(s.f[i].o, "state"));
 		buf_printf(b, ",\"heartbeat_age\":%.3f}", s.now - s.f[i].heartbeat);
 	}
+	buf_adds(b, "},\"broker\":{\"node\":");
+	put_str_or_null(b, sv_str(d, "broker"));
+	buf_adds(b, ",\"nodes\":");
+	put_num(b, sv_num_or(d, "brokers", 0));
+	buf_adds(b, ",\"dead_letter_unreachable\":");
+	put_types(b, sv_member(d, "dead_letter_unreachable", json_type_array));
+	buf_adds(b, ",\"held_rejects\":");
+	put_num(b, sv_num_or(d, "held", 0));
 	buf_adds(b, "},\"database\":{\"reachable\":");
 	reachable = sv_db_reachable(l);
 	buf_adds(b, reachable < 0 ? "null" : reachable ? "true" : "false");

@@ -302,6 +302,32 @@ check_stage(const struct report_cfg *cfg, const struct snapshot *s, struct verdi
 		    file_names[i], age(s, i), cfg->stale_after, f->state);
 }
 
+/*
+ * A dead-letter queue amqp-drain cannot reach (a classic queue, whose node
+ * is down): poison of its type waits unacked, and a long wait can push it
+ * over the delivery limit, where RabbitMQ drops it.
+ */
+static void
+unreachable_dead_letters(const struct snapshot *s, struct verdict *v)
+{
+	struct json_object *arr;
+	char types[64];
+	size_t len = 0;
+	int t;
+
+	if (s->f[DRAIN].o == NULL || !current(s, DRAIN) || is(s->f[DRAIN].state, "stopped"))
+		return;
+	arr = sv_member(s->f[DRAIN].o, "dead_letter_unreachable", json_type_array);
+	for (t = 0; t < NTYPES; t++)
+		if (sv_listed(arr, data_types[t]))
+			len += (size_t)snprintf(types + len, sizeof(types) - len, "%s%s",
+			    len ? ", " : "", data_types[t]);
+	if (len > 0)
+		problem(v, "amqp-drain: the dead-letter queue of %s is unreachable (its node is "
+		    "down); %.0f poison messages wait unacked", types,
+		    sv_num_or(s->f[DRAIN].o, "held", 0));
+}
+
 void
 sv_evaluate(const struct report_cfg *cfg, const struct snapshot *s, struct verdict *v)
 {
@@ -335,6 +361,7 @@ sv_evaluate(const struct report_cfg *cfg, const struct snapshot *s, struct verdi
 			    "tableinator: the pipeline died, restart %.0f pending" :
 			    "amqp-drain: no consumers left while work remains",
 			    sv_num_or(sup->o, "restarts", 0) + 1);
+		unreachable_dead_letters(s, v);
 		if (load->o != NULL && current(s, LOAD) && is(load->state, "retrying") &&
 		    sv_db_reachable(load->o) == 0) {
 			outage = sv_num(load->o, "outage_since", &t) ? s->now - t : 0;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -14,7 +15,7 @@
 #include "num.h"
 #include "util.h"
 
-#define NPARAMS	12	/* connection keywords at most */
+#define NPARAMS	14	/* connection keywords at most */
 #define COPY_CHUNK	(256 * 1024)	/* bytes of COPY data per PQputCopyData */
 
 struct db {
@@ -23,7 +24,10 @@ struct db {
 	bool		 schema_done;
 	const char	*keys[NPARAMS + 1];
 	const char	*vals[NPARAMS + 1];
-	char		 host[256], port[8];
+	struct buf	 hosts, ports;	/* POSTGRES_ADDRESS as libpq takes it */
+	struct buf	 servers;	/* and as host:port,... for messages */
+	int		 nhosts;
+	bool		 sync_required;	/* POSTGRES_SYNC_REQUIRED */
 	char		*password;	/* POSTGRES_PASSWORD, or the file's */
 	const char	*dbname;
 	char		 where[384];
@@ -102,23 +106,82 @@ run(struct db *db, const char *sql, int nparams, const char *const *params)
 	return keep;
 }
 
+#define MAX_HOSTS	16	/* in POSTGRES_ADDRESS */
+
 /*
- * POSTGRES_ADDRESS: host[:port], or [v6-address][:port]. The value is never
- * echoed: a URL or user:password@host written here would carry a password
- * into the log and into tblload.json.
+ * One host[:port] or [v6-address][:port] of POSTGRES_ADDRESS, n bytes at
+ * addr: added to the host and port lists libpq takes (comma-separated; an
+ * IPv6 address there has no brackets), and as written to the list of
+ * host:port for messages. The value is never echoed: a URL or
+ * user:password@host written here would carry a password into the log and
+ * into tblload.json.
+ */
+static void
+parse_host(struct db *db, const char *addr, size_t len)
+{
+	/* A name, an IPv4 address or a socket directory; in brackets, an IPv6
+	 * address, perhaps with a zone (fe80::1%eth0). */
+	static const char name[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789.-_/";
+	static const char v6addr[] = "0123456789abcdefABCDEF:.";
+	const char *host, *end, *port, *why, *stop = addr + len;
+	char *h, *ps;
+	long long n;
+	size_t hl, ok;
+	bool v6;
+
+	if ((v6 = addr[0] == '[')) {
+		host = addr + 1;
+		if ((end = memchr(host, ']', (size_t)(stop - host))) == NULL)
+			die(EXIT_CONFIG, "POSTGRES_ADDRESS: missing ']' after the IPv6 address");
+		if (end + 1 < stop && end[1] != ':')
+			die(EXIT_CONFIG, "POSTGRES_ADDRESS: unexpected text after ']' "
+			    "(want [address]:port)");
+		port = end + 1 < stop ? end + 2 : NULL;
+	} else {
+		host = addr;
+		end = memchr(host, ':', len);
+		if (end == NULL)
+			end = stop;
+		port = end < stop ? end + 1 : NULL;
+	}
+	hl = (size_t)(end - host);
+	if (hl == 0)
+		die(EXIT_CONFIG, "POSTGRES_ADDRESS: no host (want host[:port], several separated "
+		    "by commas)");
+	if (hl > 255)
+		die(EXIT_CONFIG, "POSTGRES_ADDRESS: host name too long");
+	h = xstrndup(host, hl);
+	if (!v6)
+		ok = strspn(h, name);
+	else if ((ok = strspn(h, v6addr)) < hl && h[ok] == '%')
+		ok += 1 + strspn(h + ok + 1, name);
+	if (ok < hl)
+		die(EXIT_CONFIG, "POSTGRES_ADDRESS: the host is no host name or address "
+		    "(want host[:port] or [IPv6-address]:port, several separated by commas)");
+	n = 5432;
+	if (port != NULL) {
+		ps = xstrndup(port, (size_t)(stop - port));
+		if (parse_ll(ps, 1, 65535, &n, &why) < 0)
+			die(EXIT_CONFIG, "POSTGRES_ADDRESS: the port is %s (want 1 to 65535)", why);
+		free(ps);
+	}
+	buf_printf(&db->hosts, "%s%s", db->nhosts ? "," : "", h);
+	buf_printf(&db->ports, "%s%lld", db->nhosts ? "," : "", n);
+	buf_printf(&db->servers, v6 ? "%s[%s]:%lld" : "%s%s:%lld", db->nhosts ? "," : "", h, n);
+	db->nhosts++;
+	free(h);
+}
+
+/*
+ * POSTGRES_ADDRESS: host[:port], or several separated by commas (a primary
+ * and its standbys): libpq tries them in turn, and with several, takes the
+ * first that accepts writes (target_session_attrs=read-write).
  */
 static void
 parse_address(struct db *db, const char *addr)
 {
-	/* A name, an IPv4 address, a socket directory or libpq's list h1,h2;
-	 * in brackets, an IPv6 address, perhaps with a zone (fe80::1%eth0). */
-	static const char name[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789.-_,/";
-	static const char v6addr[] = "0123456789abcdefABCDEF:.";
-	const char *host, *end, *port, *why;
-	long long n;
-	size_t hl, ok;
-	bool v6;
+	const char *p, *comma;
 
 	if (strstr(addr, "://") != NULL)
 		die(EXIT_CONFIG, "POSTGRES_ADDRESS: want host[:port], not a URL (the user name "
@@ -126,36 +189,15 @@ parse_address(struct db *db, const char *addr)
 	if (strchr(addr, '@') != NULL)
 		die(EXIT_CONFIG, "POSTGRES_ADDRESS: want host[:port], without a user name or "
 		    "password (they go in POSTGRES_USERNAME and POSTGRES_PASSWORD)");
-	if ((v6 = addr[0] == '[')) {
-		host = addr + 1;
-		if ((end = strchr(host, ']')) == NULL)
-			die(EXIT_CONFIG, "POSTGRES_ADDRESS: missing ']' after the IPv6 address");
-		if (end[1] != '\0' && end[1] != ':')
-			die(EXIT_CONFIG, "POSTGRES_ADDRESS: unexpected text after ']' "
-			    "(want [address]:port)");
-		port = end[1] == ':' ? end + 2 : NULL;
-	} else {
-		host = addr;
-		end = host + strcspn(host, ":");
-		port = *end == ':' ? end + 1 : NULL;
+	for (p = addr;; p = comma + 1) {
+		if (db->nhosts == MAX_HOSTS)
+			die(EXIT_CONFIG, "POSTGRES_ADDRESS: more than %d hosts", MAX_HOSTS);
+		if ((comma = strchr(p, ',')) == NULL)
+			comma = p + strlen(p);
+		parse_host(db, p, (size_t)(comma - p));
+		if (*comma == '\0')
+			break;
 	}
-	hl = (size_t)(end - host);
-	if (hl == 0)
-		die(EXIT_CONFIG, "POSTGRES_ADDRESS: no host (want host[:port])");
-	if (hl >= sizeof(db->host))
-		die(EXIT_CONFIG, "POSTGRES_ADDRESS: host name too long");
-	memcpy(db->host, host, hl);
-	if (!v6)
-		ok = strspn(db->host, name);
-	else if ((ok = strspn(db->host, v6addr)) < hl && db->host[ok] == '%')
-		ok += 1 + strspn(db->host + ok + 1, name);
-	if (ok < hl)
-		die(EXIT_CONFIG, "POSTGRES_ADDRESS: the host is no host name or address "
-		    "(want host[:port] or [IPv6-address]:port)");
-	n = 5432;
-	if (port != NULL && parse_ll(port, 1, 65535, &n, &why) < 0)
-		die(EXIT_CONFIG, "POSTGRES_ADDRESS: the port is %s (want 1 to 65535)", why);
-	snprintf(db->port, sizeof(db->port), "%lld", n);
 }
 
 /*
@@ -192,8 +234,18 @@ db_new(void)
 
 	if ((addr = env_str("POSTGRES_ADDRESS", NULL)) != NULL) {
 		parse_address(db, addr);
-		db->keys[n] = "host", db->vals[n++] = db->host;
-		db->keys[n] = "port", db->vals[n++] = db->port;
+		db->keys[n] = "host", db->vals[n++] = db->hosts.p;
+		db->keys[n] = "port", db->vals[n++] = db->ports.p;
+		/* Unless PGTARGETSESSIONATTRS says otherwise: with a primary and
+		 * its standbys listed, the one that takes writes. */
+		if (db->nhosts > 1 && env_str("PGTARGETSESSIONATTRS", NULL) == NULL)
+			db->keys[n] = "target_session_attrs", db->vals[n++] = "read-write";
+	}
+	if ((v = env_str("POSTGRES_SYNC_REQUIRED", NULL)) != NULL) {
+		if (strcasecmp(v, "true") == 0)
+			db->sync_required = true;
+		else if (strcasecmp(v, "false") != 0)
+			die(EXIT_CONFIG, "POSTGRES_SYNC_REQUIRED: '%s' is not true or false", v);
 	}
 	if ((v = env_str("POSTGRES_USERNAME", NULL)) != NULL)
 		db->keys[n] = "user", db->vals[n++] = v;
@@ -221,9 +273,9 @@ db_new(void)
 	db->keys[n] = "options", db->vals[n++] = "-c client_min_messages=warning -c temp_buffers=32MB";
 	db->keys[n] = NULL;
 	db->vals[n] = NULL;
-	snprintf(db->where, sizeof(db->where), "database %s on %s%s%s%s%s", db->dbname,
-	    db->host[0] ? db->host : env_str("PGHOST", "the default host"),
-	    db->host[0] ? ":" : "", db->port, mode ? ", sslmode " : "", mode ? mode : "");
+	snprintf(db->where, sizeof(db->where), "database %s on %s%s%s", db->dbname,
+	    db->nhosts ? db->servers.p : env_str("PGHOST", "the default host"),
+	    mode ? ", sslmode " : "", mode ? mode : "");
 	return db;
 }
 
@@ -250,6 +302,9 @@ db_close(struct db *db)
 		PQfinish(db->conn);
 	for (i = 0; i < NTABLES; i++)
 		buf_free(&db->sql[i]);
+	buf_free(&db->hosts);
+	buf_free(&db->ports);
+	buf_free(&db->servers);
 	secret_free(db->password);
 	free(db);
 }
@@ -272,7 +327,13 @@ set_err(char *err, size_t errsz, const char *sqlstate, const char *msg)
 			err[n - 1] = ' ';
 }
 
-/* Sort an error into what to do about the batch, by SQLSTATE class. */
+/*
+ * Sort an error into what to do about the batch, by SQLSTATE class. A
+ * server that shuts down (57P01, 57P03, class 57) or answers that it is
+ * read-only (25006: a standby, or a primary demoted under us) is one to
+ * leave: transient, on a new connection (db_usable), which with several
+ * hosts libpq makes to the one that takes writes now.
+ */
 static enum outcome
 classify_state(const char *st)
 {
@@ -281,7 +342,7 @@ classify_state(const char *st)
 	if (strncmp(st, "08", 2) == 0 || strncmp(st, "40", 2) == 0 ||
 	    strncmp(st, "53", 2) == 0 || strncmp(st, "57", 2) == 0 ||
 	    strncmp(st, "58", 2) == 0 || strcmp(st, "55P03") == 0 ||
-	    strcmp(st, "55006") == 0)
+	    strcmp(st, "55006") == 0 || strcmp(st, "25006") == 0)
 		return OUT_TRANSIENT;
 	if (strncmp(st, "22", 2) == 0 || strncmp(st, "23", 2) == 0 ||
 	    strncmp(st, "54", 2) == 0)
@@ -538,6 +599,60 @@ create_staging(struct db *db, char *err, size_t errsz)
 	return o;
 }
 
+/*
+ * Which of the hosts took us (logged when there are several), and with
+ * POSTGRES_SYNC_REQUIRED, whether it commits only once a synchronous
+ * standby has the commit too: with asynchronous replication a failover can
+ * lose commits whose deliveries were already acked, for good. Refused
+ * otherwise (a configuration error), here and after every reconnection:
+ * a promoted standby must have a synchronous standby of its own.
+ */
+static enum outcome
+check_server(struct db *db, char *err, size_t errsz)
+{
+	PGresult *res;
+	const char *names, *level;
+	struct logrec *r;
+	char server[300];
+	enum outcome o = OUT_OK;
+
+	if (db->nhosts > 1) {
+		snprintf(server, sizeof(server), strchr(PQhost(db->conn), ':') ? "[%s]:%s" : "%s:%s",
+		    PQhost(db->conn), PQport(db->conn));
+		r = log_begin(LOG_INFO, "🐘 PostgreSQL server");
+		log_str(r, "server", server);
+		log_end(r);
+	}
+	if (!db->sync_required)
+		return OUT_OK;
+	res = run(db, "SELECT current_setting('synchronous_standby_names'), "
+	    "current_setting('synchronous_commit')", 0, NULL);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		o = result_error(db, res, err, errsz);
+		PQclear(res);
+		return o == OUT_OK ? OUT_FATAL : o;
+	}
+	names = PQgetvalue(res, 0, 0);
+	level = PQgetvalue(res, 0, 1);
+	if (names[strspn(names, " \t")] == '\0') {
+		snprintf(err, errsz, "POSTGRES_SYNC_REQUIRED: the server (%s:%s) commits without "
+		    "waiting for a standby: synchronous_standby_names is empty",
+		    PQhost(db->conn), PQport(db->conn));
+		o = OUT_CONFIG;
+	} else if (strcmp(level, "on") != 0 && strcmp(level, "remote_write") != 0 &&
+	    strcmp(level, "remote_apply") != 0) {
+		/* remote_write: the standby has the commit written, not yet
+		 * flushed; it survives a crash of the primary, which is what a
+		 * failover is about, not one of the standby's machine too. */
+		snprintf(err, errsz, "POSTGRES_SYNC_REQUIRED: the server (%s:%s) does not wait for "
+		    "its synchronous standby to have a commit: synchronous_commit is %s (want on, "
+		    "remote_write or remote_apply)", PQhost(db->conn), PQport(db->conn), level);
+		o = OUT_CONFIG;
+	}
+	PQclear(res);
+	return o;
+}
+
 static enum outcome
 open_conn(struct db *db, char *err, size_t errsz)
 {
@@ -566,6 +681,9 @@ open_conn(struct db *db, char *err, size_t errsz)
 		db->conn = NULL;
 		return o;
 	}
+	db->sqlstate[0] = '\0';
+	if ((o = check_server(db, err, errsz)) != OUT_OK)
+		return o;
 	if (!db->schema_done) {
 		if ((o = apply_schema(db, err, errsz)) != OUT_OK)
 			return o;
@@ -840,7 +958,7 @@ bool
 db_usable(const struct db *db)
 {
 	return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK &&
-	    PQtransactionStatus(db->conn) == PQTRANS_IDLE;
+	    PQtransactionStatus(db->conn) == PQTRANS_IDLE && strcmp(db->sqlstate, "25006") != 0;
 }
 
 void

@@ -42,7 +42,8 @@ teardown() {
 		LOG_LEVEL=verbose TBL_STATE_DIR=/dev/null/state; do
 		if [[ $kv == -* ]]; then
 			name=${kv#-}
-			run -78 --separate-stderr with_timeout 10 env -u "$name" "$TBL_SUPERVISOR"
+			# (Without POSTGRES_ADDRESS, libpq's PGHOST would do.)
+			run -78 --separate-stderr with_timeout 10 env -u "$name" -u PGHOST "$TBL_SUPERVISOR"
 		else
 			name=${kv%%=*}
 			run -78 --separate-stderr with_timeout 10 env "$kv" "$TBL_SUPERVISOR"
@@ -56,12 +57,16 @@ teardown() {
 	# Good values in other spellings are accepted (checked with a stop
 	# during the STARTUP_DELAY). The level names are those of the tools (and
 	# of Python's logging, which the original used): WARN and FATAL too.
+	TBL_PG_ADDRESS=$POSTGRES_ADDRESS
 	export STARTUP_DELAY=30 POSTGRES_BATCH_MODE=FALSE HEALTH_CHECK_PORT=0 \
 		POSTGRES_BATCH_FLUSH_INTERVAL=2.5 POSTGRES_ADDRESS=$POSTGRES_ADDRESS
 	for LOG_LEVEL in warning WARN Fatal debug; do
 		export LOG_LEVEL
 		rm -f "$TBL_STATE_DIR/tableinator.json"
+		# libpq's PGHOST instead of POSTGRES_ADDRESS, the first time.
+		[[ $LOG_LEVEL != warning ]] || unset POSTGRES_ADDRESS
 		sup_start
+		export POSTGRES_ADDRESS=$TBL_PG_ADDRESS
 		wait_until 10 state_is starting
 		kill -TERM "$SUP"
 		sup_wait 10

@@ -613,6 +613,42 @@ running_pipeline() {
 	grep -qx 'tableinator_database_up 0' <<<"$BODY"
 }
 
+@test "the broker node amqp-drain is on, in /health and /metrics; an unreachable dead-letter queue is a problem" {
+	running_pipeline
+	put amqp-drain '.broker = "10.0.0.2:5672" | .brokers = 3 | .dead_letter_unreachable = [] | .held = 0'
+	start_server
+	health
+	[ "$CODE" = 200 ]
+	[ "$(field -c .broker)" = '{"node":"10.0.0.2:5672","nodes":3,"dead_letter_unreachable":[],"held_rejects":0}' ]
+	get /metrics
+	grep -qx 'tableinator_broker_info{broker="10.0.0.2:5672"} 1' <<<"$BODY"
+	grep -qx 'tableinator_brokers 3' <<<"$BODY"
+	grep -qx 'tableinator_dead_letter_unreachable{type="labels"} 0' <<<"$BODY"
+	grep -qx 'tableinator_rejects_held 0' <<<"$BODY"
+	! command -v promtool >/dev/null || promtool check metrics <<<"$BODY"
+	# The node of the dead-letter queues is down: poison waits, unhealthy.
+	put amqp-drain '.broker = "[fd00::2]:5672" | .brokers = 3 | .dead_letter_unreachable = ["artists","releases","nope"] | .held = 2'
+	health
+	[ "$CODE" = 503 ]
+	[ "$(field '.problems[0]')" = "amqp-drain: the dead-letter queue of artists, releases is unreachable (its node is down); 2 poison messages wait unacked" ]
+	[ "$(field -c .broker)" = '{"node":"[fd00::2]:5672","nodes":3,"dead_letter_unreachable":["artists","releases"],"held_rejects":2}' ]
+	get /metrics
+	grep -qxF 'tableinator_broker_info{broker="[fd00::2]:5672"} 1' <<<"$BODY"
+	grep -qx 'tableinator_dead_letter_unreachable{type="releases"} 1' <<<"$BODY"
+	grep -qx 'tableinator_rejects_held 2' <<<"$BODY"
+	# Before amqp-drain wrote these members: none of them, healthy.
+	put amqp-drain
+	health
+	[ "$CODE" = 200 ]
+	[ "$(field -c .broker)" = '{"node":null,"nodes":0,"dead_letter_unreachable":[],"held_rejects":0}' ]
+	get /metrics
+	! grep -q 'broker_info\|dead_letter\|rejects_held' <<<"$BODY"
+	# A label value that is not plainly a host:port is left out.
+	put amqp-drain '.broker = "a\"b\\n"'
+	get /metrics
+	! grep -q 'broker_info' <<<"$BODY"
+}
+
 # ---- hostile clients -------------------------------------------------------------------
 
 @test "a request head over 8 KiB gets 431 (414 for the request line) and the connection closed" {
