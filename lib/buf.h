@@ -43,9 +43,9 @@ buf_reset(struct buf *b)
 
 /*
  * The former names of json_put_str and json_put_str_lossy (json.h), which
- * put no comma first. Only tblload.c, tblxml and tblhealth still call
- * them, because other changes are rewriting those files at the same time;
- * they move to json.h after, and these go. New code uses json.h.
+ * put no comma first. Only tblxml and tblhealth still call them, because
+ * other changes are rewriting those files at the same time; they move to
+ * json.h after, and these go. New code uses json.h.
  */
 void	buf_json_str(struct buf *, const char *, size_t);
 void	buf_json_str_lossy(struct buf *, const char *, size_t);

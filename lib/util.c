@@ -176,6 +176,17 @@ peak_rss_kb(void)
 	return ru.ru_maxrss;
 }
 
+double
+cpu_seconds(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return 0;
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
 char *
 env_secret(const char *name, const char *fname)
 {

@@ -68,4 +68,6 @@ void	 redact(char *s, const char *secret);
 
 /* Peak resident set size of this process, in kilobytes. */
 long	 peak_rss_kb(void);
+/* CPU seconds this process used, user and system. */
+double	 cpu_seconds(void);
 #endif

@@ -64,7 +64,19 @@ batch_free(struct batch *b)
 	free(b->order);
 	free(b->grp);
 	free(b->known);
+	free(b->outcome);
 	memset(b, 0, sizeof(*b));
+}
+
+void
+batch_shrink(struct batch *b)
+{
+	enum sinkfmt fmt = b->pre.fmt;
+	int with_ord = b->pre.with_ord;
+
+	batch_free(b);
+	b->pre.fmt = fmt;
+	b->pre.with_ord = with_ord;
 }
 
 /* The batch being sorted: each thread sorts its own. */
@@ -94,6 +106,8 @@ batch_prepare(struct batch *b)
 	b->grp = xrealloc(b->grp, (b->n + 1) * sizeof(size_t));
 	b->known = xrealloc(b->known, b->n + 1);
 	memset(b->known, G_NEW, b->n + 1);
+	b->outcome = xrealloc(b->outcome, b->n + 1);
+	memset(b->outcome, O_UNCHANGED, b->n + 1);
 	b->nrec = b->ngrp = 0;
 	for (i = 0; i < b->n; i++) {
 		r = &b->r[i];
@@ -145,41 +159,150 @@ batch_prepare(struct batch *b)
 }
 
 struct rec *
-winner(struct batch *b, size_t g)
+winner(const struct batch *b, size_t g)
 {
 	return &b->r[b->order[b->grp[g + 1] - 1]];
 }
 
-size_t
-build_rows(struct batch *b, size_t lo, size_t hi, unsigned mask, struct sink *sk,
-    size_t *failed)
+long long
+group_id(const struct batch *b, size_t g)
 {
-	struct rec *r;
-	char sha[65];
-	size_t g, n = 0;
-	int type = b->type_idx;
+	return b->r[b->order[b->grp[g]]].e.id;
+}
 
-	for (g = lo; g < hi; g++) {
-		r = winner(b, g);
-		if (!(mask & (1u << b->known[g])))
-			continue;
-		r->build_err = NULL;
-		memcpy(sha, r->e.sha256.p, 64);
-		sha[64] = '\0';
-		if (rows_build(sk, type, r->e.id, sha, r->e.body, &r->build_err) == 0)
-			n++;
-		else
-			(*failed)++;
-	}
-	return n;
+/* The rows of group g's record, as new; 0, or -1 with its build_err set. */
+static int
+build_group(struct batch *b, size_t g, struct sink *sk)
+{
+	struct rec *r = winner(b, g);
+	size_t nuls = sk->nuls;
+	char sha[65];
+	int rc;
+
+	r->build_err = NULL;
+	memcpy(sha, r->e.sha256.p, 64);
+	sha[64] = '\0';
+	rc = rows_build(sk, b->type_idx, r->e.id, sha, r->e.body, &r->build_err);
+	r->nuls = sk->nuls - nuls;
+	return rc;
 }
 
 void
 batch_prebuild(struct batch *b)
 {
+	size_t g;
+
 	sink_reset(&b->pre);
 	b->pre_rows = b->pre_failed = 0;
-	if (b->nrec > 0)
-		b->pre_rows = build_rows(b, 0, b->ngrp, 1u << G_NEW, &b->pre, &b->pre_failed);
+	for (g = 0; g < b->ngrp; g++)
+		if (build_group(b, g, &b->pre) == 0)
+			b->pre_rows++;
+		else
+			b->pre_failed++;
 	b->prebuilt = true;
+}
+
+bool
+batches_conflict(const struct batch *x, const struct batch *y)
+{
+	size_t i = 0, j = 0;
+	long long a, c;
+
+	if (x->type_idx != y->type_idx || x->ngrp == 0 || y->ngrp == 0)
+		return false;
+	/* Groups are sorted by id: most batches do not even overlap. */
+	if (group_id(x, x->ngrp - 1) < group_id(y, 0) || group_id(y, y->ngrp - 1) < group_id(x, 0))
+		return false;
+	while (i < x->ngrp && j < y->ngrp) {
+		a = group_id(x, i);
+		c = group_id(y, j);
+		if (a == c)
+			return true;
+		if (a < c)
+			i++;
+		else
+			j++;
+	}
+	return false;
+}
+
+size_t
+batch_mem(const struct batch *b)
+{
+	size_t n = b->arena.cap + b->cap * sizeof(struct rec) +
+	    b->n * (2 * sizeof(size_t) + 2) + b->pre.scratch.cap + b->pre.tmp.cap;
+	int k;
+
+	for (k = 0; k < NTABLES; k++)
+		n += b->pre.out[k].cap;
+	return n;
+}
+
+/* ---- units --------------------------------------------------------------- */
+
+void
+unit_add(struct unit *u, struct batch *b)
+{
+	if (u->nb == 0)
+		u->type = b->type_idx;
+	u->b[u->nb++] = b;
+	u->nrec += b->nrec;
+}
+
+void
+unit_prepare(struct unit *u)
+{
+	size_t i, n = 0, best, pos[UNIT_MAX] = { 0 };
+	long long id, min;
+
+	for (i = 0; i < u->nb; i++)
+		n += u->b[i]->ngrp;
+	if (n > u->cap) {
+		u->cap = n;
+		u->gr = xrealloc(u->gr, n * sizeof(*u->gr));
+	}
+	/* A merge of sorted lists; there are few of them. */
+	for (u->ngrp = 0; u->ngrp < n; u->ngrp++) {
+		best = UNIT_MAX;
+		min = 0;
+		for (i = 0; i < u->nb; i++)
+			if (pos[i] < u->b[i]->ngrp && ((id = group_id(u->b[i], pos[i])) < min ||
+			    best == UNIT_MAX)) {
+				best = i;
+				min = id;
+			}
+		u->gr[u->ngrp].b = u->b[best];
+		u->gr[u->ngrp].g = pos[best]++;
+	}
+}
+
+void
+unit_clear(struct unit *u)
+{
+	u->nb = u->nrec = u->ngrp = 0;
+	u->type = -1;
+}
+
+void
+unit_free(struct unit *u)
+{
+	free(u->gr);
+	memset(u, 0, sizeof(*u));
+}
+
+size_t
+unit_build_rows(struct unit *u, size_t lo, size_t hi, unsigned mask, struct sink *sk,
+    size_t *failed)
+{
+	size_t i, n = 0;
+
+	for (i = lo; i < hi; i++) {
+		if (!(mask & (1u << *unit_known(u, i))))
+			continue;
+		if (build_group(u->gr[i].b, u->gr[i].g, sk) == 0)
+			n++;
+		else
+			(*failed)++;
+	}
+	return n;
 }

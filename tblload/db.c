@@ -33,6 +33,8 @@ struct db {
 	char		 where[384];
 	struct buf	 sql[NTABLES];	/* upsert statement per record type */
 	char		 sqlstate[6];	/* of the last error */
+	bool		 copy_staged, copy_failed;	/* the COPY going on */
+	char		 copy_err[256];
 };
 
 static void (*wait_hook)(void);
@@ -275,6 +277,12 @@ db_new(void)
 	    db->nhosts ? db->servers.p : env_str("PGHOST", "the default host"),
 	    mode ? ", sslmode " : "", mode ? mode : "");
 	return db;
+}
+
+void
+db_schema_applied(struct db *db)
+{
+	db->schema_done = true;
 }
 
 const char *
@@ -722,17 +730,20 @@ put_copy_data(struct db *db, const char *p, size_t n)
 	return 0;
 }
 
-static enum outcome
-copy_in(struct db *db, enum table t, bool staged, const struct buf *rows, char *err,
-    size_t errsz)
+/*
+ * COPY in three steps, so that rows can be sent as they are built: start
+ * the COPY into table t (or its staging table), send data, end it. After a
+ * failure to send, the COPY is given up at once and db_copy_end returns
+ * that failure.
+ */
+enum outcome
+db_copy_start(struct db *db, enum table t, bool staged, char *err, size_t errsz)
 {
 	const char *const *c;
 	struct buf sql = { 0 };
 	PGresult *res;
-	enum outcome o = OUT_OK;
+	enum outcome o;
 
-	if (rows->len == 0)
-		return OUT_OK;
 	buf_printf(&sql, "COPY %s%s (", staged ? "tbl_stage_" : "", tables[t].name);
 	for (c = tables[t].columns; *c; c++)
 		buf_printf(&sql, "%s\"%s\"", c == tables[t].columns ? "" : ", ", *c);
@@ -745,16 +756,50 @@ copy_in(struct db *db, enum table t, bool staged, const struct buf *rows, char *
 		return o == OUT_OK ? OUT_FATAL : o;
 	}
 	PQclear(res);
-	if (put_copy_data(db, rows->p, rows->len) < 0 || PQputCopyEnd(db->conn, NULL) != 1) {
-		set_err(err, errsz, NULL, PQerrorMessage(db->conn));
-		/* Whatever the connection still says is read and dropped. */
-		(void)PQputCopyEnd(db->conn, "tblload: sending failed");
-		while ((res = PQgetResult(db->conn)) != NULL &&
-		    PQresultStatus(res) != PGRES_COPY_IN)
-			PQclear(res);
+	db->copy_staged = staged;
+	db->copy_failed = false;
+	return OUT_OK;
+}
+
+/* Sending failed: give the COPY up; what the connection still says is read
+ * and dropped. */
+static enum outcome
+copy_abandon(struct db *db, char *err, size_t errsz)
+{
+	PGresult *res;
+
+	set_err(err, errsz, NULL, PQerrorMessage(db->conn));
+	snprintf(db->copy_err, sizeof(db->copy_err), "%s", err);
+	(void)PQputCopyEnd(db->conn, "tblload: sending failed");
+	while ((res = PQgetResult(db->conn)) != NULL && PQresultStatus(res) != PGRES_COPY_IN)
 		PQclear(res);
+	PQclear(res);
+	db->copy_failed = true;
+	return OUT_TRANSIENT;
+}
+
+enum outcome
+db_copy_put(struct db *db, const char *p, size_t n, char *err, size_t errsz)
+{
+	if (db->copy_failed) {
+		snprintf(err, errsz, "%s", db->copy_err);
 		return OUT_TRANSIENT;
 	}
+	return put_copy_data(db, p, n) == 0 ? OUT_OK : copy_abandon(db, err, errsz);
+}
+
+enum outcome
+db_copy_end(struct db *db, char *err, size_t errsz)
+{
+	PGresult *res;
+	enum outcome o = OUT_OK;
+
+	if (db->copy_failed) {
+		snprintf(err, errsz, "%s", db->copy_err);
+		return OUT_TRANSIENT;
+	}
+	if (PQputCopyEnd(db->conn, NULL) != 1)
+		return copy_abandon(db, err, errsz);
 	for (;;) {
 		await_input(db);
 		if ((res = PQgetResult(db->conn)) == NULL)
@@ -763,6 +808,23 @@ copy_in(struct db *db, enum table t, bool staged, const struct buf *rows, char *
 			o = result_error(db, res, err, errsz);
 		PQclear(res);
 	}
+	/* Someone else stored one of these new ids since we asked. */
+	if (o == OUT_DATA && !db->copy_staged && strcmp(db->sqlstate, "23505") == 0)
+		return OUT_CONFLICT;
+	return o;
+}
+
+enum outcome
+db_copy_buf(struct db *db, enum table t, bool staged, const struct buf *rows, char *err,
+    size_t errsz)
+{
+	enum outcome o;
+
+	if (rows->len == 0)
+		return OUT_OK;
+	if ((o = db_copy_start(db, t, staged, err, errsz)) == OUT_OK &&
+	    (o = db_copy_put(db, rows->p, rows->len, err, errsz)) == OUT_OK)
+		o = db_copy_end(db, err, errsz);
 	return o;
 }
 
@@ -805,9 +867,9 @@ replace_links(struct db *db, const char *written, const char *updated, bool all,
 	return o;
 }
 
-static enum outcome
-upsert(struct db *db, int type, long long nrecords, struct upsert_counts *uc,
-    char *err, size_t errsz)
+enum outcome
+db_upsert(struct db *db, int type, long long nrecords, struct upsert_counts *uc,
+    void (*written)(long long, bool, void *), void *arg, char *err, size_t errsz)
 {
 	struct buf ids = { 0 }, upd = { 0 };
 	PGresult *res;
@@ -825,6 +887,9 @@ upsert(struct db *db, int type, long long nrecords, struct upsert_counts *uc,
 	buf_addc(&ids, '{');
 	buf_addc(&upd, '{');
 	for (i = 0; i < n; i++) {
+		if (written != NULL)
+			written(strtoll(PQgetvalue(res, i, 0), NULL, 10),
+			    PQgetvalue(res, i, 1)[0] == 't', arg);
 		if (PQgetvalue(res, i, 1)[0] == 't')
 			uc->inserted++;
 		else {
@@ -880,44 +945,6 @@ db_stored_hashes(struct db *db, int type, const char *ids,
 		for (i = 0; i < PQntuples(res); i++)
 			found(strtoll(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1), arg);
 	PQclear(res);
-	return o;
-}
-
-/* COPY the rows of a record type, and for releases their link rows, into
- * the staging tables or straight into the tables. */
-static enum outcome
-copy_type(struct db *db, int type, bool staged, struct sink *rows, char *err, size_t errsz)
-{
-	enum outcome o;
-
-	o = copy_in(db, (enum table)type, staged, &rows->out[type], err, errsz);
-	if (o == OUT_OK && type == T_RELEASES)
-		o = copy_in(db, T_RELEASE_LABELS, staged, &rows->out[T_RELEASE_LABELS], err, errsz);
-	if (o == OUT_OK && type == T_RELEASES)
-		o = copy_in(db, T_RELEASE_ARTISTS, staged, &rows->out[T_RELEASE_ARTISTS], err,
-		    errsz);
-	return o;
-}
-
-enum outcome
-db_write(struct db *db, int type, struct sink *rows, long long nrecords,
-    struct upsert_counts *uc, char *err, size_t errsz)
-{
-	enum outcome o;
-
-	if ((o = copy_type(db, type, true, rows, err, errsz)) == OUT_OK)
-		o = upsert(db, type, nrecords, uc, err, errsz);
-	return o;
-}
-
-enum outcome
-db_copy_new(struct db *db, int type, struct sink *rows, char *err, size_t errsz)
-{
-	enum outcome o = copy_type(db, type, false, rows, err, errsz);
-
-	/* Someone else stored one of these ids since we asked. */
-	if (o == OUT_DATA && strcmp(db->sqlstate, "23505") == 0)
-		return OUT_CONFLICT;
 	return o;
 }
 

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "rows.h"
 
 /* What a failed statement means for the batch. */
@@ -29,26 +30,38 @@ struct upsert_counts {
 struct db *db_new(void);
 /* Connect, creating the database if it is missing, and apply the schema. */
 enum outcome db_open(struct db *, char *err, size_t errsz);
+/* Another connection applied the schema: this one need not. */
+void	db_schema_applied(struct db *);
 void	db_close(struct db *);
 /* Called about once a second while a statement runs (tblload's heartbeat). */
 void	db_set_wait_hook(void (*)(void));
 /*
- * One batch is one transaction: db_begin; db_stored_hashes to learn which
+ * One unit is one transaction: db_begin; db_stored_hashes to learn which
  * records are unchanged (found is called with each stored id and hash;
- * ids is an integer array literal, "{1,2,3}"); db_copy_new with the rows of
- * the records not stored yet; db_write with the rows of the changed ones
- * (COPY into staging, upsert, link rows); db_commit. After a failure,
- * db_rollback.
+ * ids is an integer array literal, "{1,2,3}"); the rows of the records not
+ * stored yet COPYed straight into their tables, those of the changed ones
+ * into the staging tables (db_copy_start, db_copy_put as they are built,
+ * db_copy_end; or db_copy_buf with them all), then db_upsert; db_commit.
+ * After a failure, db_rollback. A struct db is one connection, for one
+ * thread at a time.
  */
 enum outcome db_begin(struct db *, char *err, size_t errsz);
 enum outcome db_stored_hashes(struct db *, int type, const char *ids,
 	    void (*found)(long long id, const char *hash, void *arg), void *arg,
 	    char *err, size_t errsz);
-enum outcome db_write(struct db *, int type, struct sink *, long long nrecords,
-	    struct upsert_counts *, char *err, size_t errsz);
-/* COPY rows straight into their tables (records not stored yet, and their
- * link rows); OUT_CONFLICT if one of them was stored meanwhile. */
-enum outcome db_copy_new(struct db *, int type, struct sink *, char *err, size_t errsz);
+enum outcome db_copy_start(struct db *, enum table, bool staged, char *err, size_t errsz);
+enum outcome db_copy_put(struct db *, const char *, size_t, char *err, size_t errsz);
+/* OUT_CONFLICT when a record COPYed as new (not staged) was stored by
+ * another writer meanwhile. */
+enum outcome db_copy_end(struct db *, char *err, size_t errsz);
+enum outcome db_copy_buf(struct db *, enum table, bool staged, const struct buf *,
+	    char *err, size_t errsz);
+/* Upsert the staged records of a type (and replace the link rows of the
+ * releases it writes); written, unless NULL, is called with each record
+ * written. */
+enum outcome db_upsert(struct db *, int type, long long nrecords, struct upsert_counts *,
+	    void (*written)(long long id, bool inserted, void *arg), void *arg,
+	    char *err, size_t errsz);
 enum outcome db_commit(struct db *, char *err, size_t errsz);
 /* The connection is up and outside any transaction: a transient error
  * (a lock timeout, a deadlock) left it fit to retry on. */

@@ -10,56 +10,50 @@
 #include "envelope.h"
 #include "log.h"
 #include "reader.h"
+#include "sync.h"
 #include "util.h"
-
-#define NSLOTS	2
 
 static struct {
 	pthread_t	 thread;
 	bool		 running;
 	int		 fd;
 	size_t		 max_line;
-	struct batch	 slot[NSLOTS];
-	/* Batches are read into slot[produced % NSLOTS], loaded from
-	 * slot[consumed % NSLOTS] and given back in the same order. */
+	struct batch	 slot[READER_SLOTS_MAX];
+	size_t		 nslots, budget;
+	/*
+	 * A slot is free, being read, ready (read, not yet taken) or taken
+	 * (being loaded). Free slots are a stack, so that the fewest slots
+	 * keep memory; ready ones a queue, in input order. Taken slots come
+	 * back in any order.
+	 */
+	int		 free[READER_SLOTS_MAX];
+	size_t		 nfree;
+	int		 ready[READER_SLOTS_MAX];
+	size_t		 rhead, nready;
+	size_t		 held;		/* slots not free */
+	size_t		 mem;		/* memory of every slot, free ones too */
+	size_t		 slot_mem[READER_SLOTS_MAX];
 	pthread_mutex_t	 mu;
-	pthread_cond_t	 freed;		/* released moved, or quit */
-	unsigned long	 produced, consumed, released;
+	pthread_cond_t	 freed;		/* a slot came back, or quit */
 	bool		 ended, quit;
 	enum reader_status end_status;
 	int		 end_errno;
 	int		 wake[2];	/* the thread tells the main thread: a batch, or the end */
 	int		 stop[2];	/* the main thread tells the thread: quit */
-	atomic_bool	 build_ahead;
+	bool		 build_ahead;
 } rd = { .mu = PTHREAD_MUTEX_INITIALIZER, .freed = PTHREAD_COND_INITIALIZER,
 	.wake = { -1, -1 }, .stop = { -1, -1 } };
 
 static void
 lock(void)
 {
-	int err;
-
-	if ((err = pthread_mutex_lock(&rd.mu)) != 0)
-		die(EXIT_SOFTWARE, "reader lock: %s", strerror(err));
+	sync_lock(&rd.mu, "reader");
 }
 
 static void
 unlock(void)
 {
-	int err;
-
-	if ((err = pthread_mutex_unlock(&rd.mu)) != 0)
-		die(EXIT_SOFTWARE, "reader unlock: %s", strerror(err));
-}
-
-static void
-poke(int fd)
-{
-	char c = 0;
-
-	/* A full pipe already holds a wake-up: EAGAIN loses nothing. */
-	if (write(fd, &c, 1) < 0 && errno != EAGAIN && errno != EINTR)
-		die(EXIT_SOFTWARE, "reader pipe: %s", strerror(errno));
+	sync_unlock(&rd.mu, "reader");
 }
 
 /* 1 when input can be read, 0 when asked to quit. */
@@ -136,33 +130,47 @@ read_loop(void *arg)
 {
 	struct linereader in;
 	struct batch *b;
-	int rc;
+	int rc, slot;
 
 	(void)arg;
 	lr_init(&in, rd.fd, rd.max_line);
 	for (;;) {
 		lock();
-		while (!rd.quit && rd.produced - rd.released >= NSLOTS)
-			if ((rc = pthread_cond_wait(&rd.freed, &rd.mu)) != 0)
-				die(EXIT_SOFTWARE, "reader wait: %s", strerror(rc));
-		b = &rd.slot[rd.produced % NSLOTS];
+		/* Memory stays bounded: a slot is read into while the slots hold
+		 * less than the budget (one batch ahead of the one being loaded
+		 * always may be read). */
+		while (!rd.quit && (rd.nfree == 0 || (rd.held >= 2 && rd.mem >= rd.budget)))
+			sync_wait(&rd.freed, &rd.mu, "reader");
+		slot = rd.quit ? -1 : rd.free[--rd.nfree];
+		if (slot >= 0)
+			rd.held++;
 		rc = rd.quit ? -2 : 0;
 		unlock();
+		b = slot >= 0 ? &rd.slot[slot] : NULL;
 		if (rc == 0 && (rc = read_batch(&in, b)) == 1) {
 			batch_prepare(b);
-			if (atomic_load(&rd.build_ahead) && !b->cut_short)
+			if (rd.build_ahead && !b->cut_short)
 				batch_prebuild(b);
 		}
 		lock();
-		if (rc == 1)
-			rd.produced++;
-		else {
+		if (slot >= 0) {
+			rd.mem -= rd.slot_mem[slot];
+			rd.slot_mem[slot] = batch_mem(b);
+			rd.mem += rd.slot_mem[slot];
+		}
+		if (rc == 1) {
+			rd.ready[(rd.rhead + rd.nready++) % READER_SLOTS_MAX] = slot;
+		} else {
+			if (slot >= 0) {
+				rd.free[rd.nfree++] = slot;
+				rd.held--;
+			}
 			rd.ended = true;
 			rd.end_status = rc == -1 ? RD_ERROR : RD_END;
 			rd.end_errno = errno;
 		}
 		unlock();
-		poke(rd.wake[1]);
+		sync_poke(rd.wake[1], "reader");
 		if (rc != 1)
 			break;
 	}
@@ -178,17 +186,22 @@ make_pipe(int p[2])
 }
 
 void
-reader_start(int fd, size_t max_line, enum sinkfmt fmt)
+reader_start(int fd, size_t max_line, enum sinkfmt fmt, size_t nslots, size_t budget,
+    bool build_ahead)
 {
 	sigset_t all, old;
 	int i, err;
 
 	rd.fd = fd;
 	rd.max_line = max_line;
-	atomic_store(&rd.build_ahead, true);
-	for (i = 0; i < NSLOTS; i++) {
+	rd.nslots = nslots < 2 ? 2 : nslots > READER_SLOTS_MAX ? READER_SLOTS_MAX : nslots;
+	rd.budget = budget;
+	rd.build_ahead = build_ahead;
+	for (i = 0; i < (int)rd.nslots; i++) {
 		rd.slot[i].pre.fmt = fmt;
 		rd.slot[i].pre.with_ord = 0;
+		/* The first slot on top of the stack. */
+		rd.free[rd.nfree++] = (int)rd.nslots - 1 - i;
 	}
 	make_pipe(rd.wake);
 	make_pipe(rd.stop);
@@ -210,8 +223,10 @@ reader_next(double timeout, struct batch **bp)
 
 	for (;;) {
 		lock();
-		if (rd.consumed < rd.produced) {
-			*bp = &rd.slot[rd.consumed++ % NSLOTS];
+		if (rd.nready > 0) {
+			*bp = &rd.slot[rd.ready[rd.rhead]];
+			rd.rhead = (rd.rhead + 1) % READER_SLOTS_MAX;
+			rd.nready--;
 			unlock();
 			return RD_BATCH;
 		}
@@ -235,24 +250,28 @@ reader_next(double timeout, struct batch **bp)
 	}
 }
 
-void
-reader_release(struct batch *b)
+int
+reader_fd(void)
 {
-	int err;
-
-	(void)b;	/* slots are given back in the order they were taken */
-	lock();
-	rd.released++;
-	err = pthread_cond_signal(&rd.freed);
-	unlock();
-	if (err != 0)
-		die(EXIT_SOFTWARE, "reader signal: %s", strerror(err));
+	return rd.wake[0];
 }
 
 void
-reader_build_ahead(bool on)
+reader_release(struct batch *b)
 {
-	atomic_store(&rd.build_ahead, on);
+	int slot = (int)(b - rd.slot);
+
+	lock();
+	rd.held--;
+	if (rd.mem > rd.budget) {
+		/* Over the budget (after a large batch): this slot's memory goes. */
+		rd.mem -= rd.slot_mem[slot];
+		rd.slot_mem[slot] = 0;
+		batch_shrink(b);
+	}
+	rd.free[rd.nfree++] = slot;
+	sync_wake(&rd.freed, false, "reader");
+	unlock();
 }
 
 void
@@ -264,14 +283,13 @@ reader_stop(void)
 		return;
 	lock();
 	rd.quit = true;
-	if ((err = pthread_cond_signal(&rd.freed)) != 0)
-		die(EXIT_SOFTWARE, "reader signal: %s", strerror(err));
+	sync_wake(&rd.freed, false, "reader");
 	unlock();
-	poke(rd.stop[1]);
+	sync_poke(rd.stop[1], "reader");
 	if ((err = pthread_join(rd.thread, NULL)) != 0)
 		die(EXIT_SOFTWARE, "reader thread: %s", strerror(err));
 	rd.running = false;
-	for (i = 0; i < NSLOTS; i++)
+	for (i = 0; i < (int)rd.nslots; i++)
 		batch_free(&rd.slot[i]);
 	for (i = 0; i < 2; i++)
 		if (close(rd.wake[i]) < 0 || close(rd.stop[i]) < 0)

@@ -1,11 +1,13 @@
 /*
- * tblload's input, one batch ahead: a thread of its own reads the next
- * batch, reads its envelope headers and builds its rows (as if every record
- * were new) while the batch before is in PostgreSQL. The work of the client
- * and of the server then overlap, as they do for a plain COPY.
+ * tblload's input, read ahead: a thread of its own reads the next batches,
+ * reads their envelope headers, sorts and groups their records (and, for
+ * --dry-run and --copy-out, builds their rows) while the batches before are
+ * in PostgreSQL.
  *
- * Two batches at most are held: the one being loaded and the one being read.
- * The thread blocks the stop signals; only the main thread sees them.
+ * Batches are held in a fixed number of slots, and read ahead only while
+ * the batches held are below a budget of bytes, so memory stays bounded.
+ * They are handed out in input order and given back in any order. The
+ * thread blocks the stop signals; only the main thread sees them.
  */
 #ifndef TBL_READER_H
 #define TBL_READER_H
@@ -23,14 +25,19 @@ enum reader_status {
 	RD_ERROR	/* a read error (errno set) */
 };
 
-/* Read fd on a new thread; rows built ahead go to sinks of format fmt. */
-void	reader_start(int fd, size_t max_line, enum sinkfmt fmt);
-/* The next batch, waiting at most timeout seconds for it. */
+#define READER_SLOTS_MAX	128
+
+/* Read fd on a new thread into nslots slots, while they hold less than
+ * budget bytes; with build_ahead, each batch's rows are built, into a sink
+ * of format fmt. */
+void	reader_start(int fd, size_t max_line, enum sinkfmt fmt, size_t nslots, size_t budget,
+	    bool build_ahead);
+/* The next batch, waiting at most timeout seconds for it (0: not at all). */
 enum reader_status reader_next(double timeout, struct batch **);
+/* A descriptor that becomes readable when reader_next has news. */
+int	reader_fd(void);
 /* The caller is done with the batch: its slot may be read into again. */
 void	reader_release(struct batch *);
-/* Whether building rows ahead pays: not while most records are stored. */
-void	reader_build_ahead(bool);
 /* End the thread (it may be waiting for input) and free the batches. */
 void	reader_stop(void);
 

@@ -50,13 +50,31 @@ drain_counters() {
 		 rejected: (map(.rejected) | add), unsettled: (map(.unsettled) | add)}'
 }
 
+# slow_inserts: every statement that inserts into a record table takes
+# FAULT_SLOW seconds (default 0.005; 0: none) more (a trigger sleeps), so
+# that a load lasts long enough to be disturbed in the middle, however many
+# connections tblload has.
+slow_inserts() {
+	local t
+	[[ ${FAULT_SLOW:-0.005} != 0 ]] || return 0
+	psqlq -f "$TBL_ROOT/sql/schema.sql" >/dev/null
+	psqlq -c "CREATE FUNCTION tbl_slow() RETURNS trigger LANGUAGE plpgsql AS
+		\$\$ BEGIN PERFORM pg_sleep(${FAULT_SLOW:-0.005}); RETURN NULL; END \$\$"
+	for t in "${TYPES[@]}"; do
+		psqlq -c "CREATE TRIGGER slow AFTER INSERT ON $t FOR EACH STATEMENT EXECUTE FUNCTION tbl_slow()"
+	done
+}
+
 # load_with_fault FAULT: 4000 compact bodies under the supervisor, in small
-# batches (5) so the load takes seconds; FAULT (a command) runs once a random
-# number of records (100 to 1600) is stored, with the load still going on.
-# Then every record must be stored exactly as in the reference.
+# batches (5), each its own transaction (tblload would merge the waiting
+# ones), each slowed down (slow_inserts), so the load takes seconds; FAULT
+# (a command) runs once a random number of records (100 to 1600) is stored,
+# with the load still going on. Then every record must be stored exactly as
+# in the reference.
 load_with_fault() {
 	local at n
-	export POSTGRES_BATCH_SIZE=${FAULT_BATCH_SIZE:-5}
+	export POSTGRES_BATCH_SIZE=${FAULT_BATCH_SIZE:-5} TBLLOAD_MERGE=0
+	slow_inserts
 	publish_samples
 	sup_start
 	at=$((100 + RANDOM % 1500))
@@ -167,8 +185,8 @@ load_with_fault() {
 
 @test "RabbitMQ restarted in the middle of a load: the supervisor starts the pipeline again, every record is stored" {
 	# A graceful broker stop takes seconds, during which the pipeline goes on
-	# at full speed: one message per transaction keeps the load going long
-	# enough for the restart to cut it.
+	# at full speed: one message per transaction (each slowed down a little)
+	# keeps the load going long enough for the restart to cut it.
 	FAULT_BATCH_SIZE=1 load_with_fault rmq_restart
 	assert_all_stored
 	(($(state .restarts) >= 1)) || flunk "no restart: $(state)"
@@ -215,4 +233,37 @@ after_kill() {
 @test "SIGKILL of tblload at a random moment: restarted, tables exactly as if nothing happened" {
 	load_with_fault kill_stage tblload
 	after_kill tblload
+}
+
+# kill_tblload_counted: SIGKILL tblload, and note the records stored then.
+kill_tblload_counted() {
+	kill_stage tblload
+	table_counts | tr ' ' '+' | bc >"$BATS_TEST_TMPDIR/killed_at"
+}
+
+@test "SIGKILL of tblload with four connections open: restarted, what was not acked is delivered again, tables exact" {
+	export TBLLOAD_JOBS=4
+	FAULT_SLOW=0.04 load_with_fault kill_tblload_counted
+	# The killed tblload had four sessions, and had not stored everything.
+	jlog -s -e 'any(.[]; (.event | startswith("🐘 Connected to PostgreSQL")) and .jobs == 4)' >/dev/null
+	(($(cat "$BATS_TEST_TMPDIR/killed_at") < 4000))
+	after_kill tblload
+	(($(drain_counters | jq .redelivered) > 0)) || flunk "nothing redelivered: $(drain_counters)"
+}
+
+@test "POSTGRES_BATCH_MODE=false: one message per transaction, a backlog too; true: a backlog of small batches takes fewer" {
+	export POSTGRES_BATCH_MODE=false
+	samples labels 200 | publish labels
+	sup_start
+	wait_until 60 counts_are "0 200 0 0"
+	assert_equal 200 "$(psqlq -c 'SELECT count(DISTINCT xmin::text) FROM labels')"
+	sup_stops
+	# The same backlog in batches of 5: tblload merges the ones that wait.
+	sup_setup
+	export POSTGRES_BATCH_SIZE=5
+	samples labels 200 | publish labels
+	sup_start
+	wait_until 60 counts_are "0 200 0 0"
+	(($(psqlq -c 'SELECT count(DISTINCT xmin::text) FROM labels') < 40))
+	sup_stops
 }

@@ -25,6 +25,21 @@ frame() {
 		"$(wc -l <<<"$lines")" "$lines"
 }
 
+# tagged CONN [FIRST]: give the envelopes of stdin conn CONN and tags FIRST,
+# FIRST+1, ... (default 1).
+tagged() {
+	awk -v c="$1" -v n="${2:-1}" '{ sub(/^\{"type":"[^"]*",/, "&\"conn\":\"" c "\",\"tag\":" n++ ","); print }'
+}
+
+# envl TYPE ID BODY [CONN TAG]: an envelope with BODY and the sha256 tblhash
+# gives it (tblload takes both as they come).
+envl() {
+	local sha conn=
+	sha=$(printf '%s' "$3" | sha256sum | cut -c1-64)
+	(($# > 3)) && conn="\"conn\":\"$4\",\"tag\":$5,"
+	printf '{"type":"%s",%s"id":%d,"sha256":"%s","body":%s}\n' "$1" "$conn" "$2" "$sha" "$3"
+}
+
 # body TYPE ID: the fixture body of one record (the wire body).
 body() {
 	zcat "$MSG/discogs_20200806_$1.ndjson.gz" | jq -c --arg id "$2" 'select(.id == $id)'
