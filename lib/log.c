@@ -148,6 +148,18 @@ log_strn(struct logrec *r, const char *key, const char *val, size_t n)
 }
 
 void
+log_jstr(struct logrec *r, const char *key, struct jstr s)
+{
+	struct buf plain = { 0 };
+
+	if (r == NULL)
+		return;
+	jstr_decode(&plain, s);
+	log_strn(r, key, plain.p != NULL ? plain.p : "", plain.len);
+	buf_free(&plain);
+}
+
+void
 log_int(struct logrec *r, const char *key, long long v)
 {
 	if (r == NULL)

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdnoreturn.h>
 
+#include "json.h"
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERROR, LOG_CRITICAL };
 
 struct logrec;
@@ -24,6 +26,8 @@ struct logrec *log_begin(enum log_level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	log_str(struct logrec *, const char *key, const char *val);
 void	log_strn(struct logrec *, const char *key, const char *val, size_t n);
+/* A string as read from JSON (escaped): logged decoded, escaped once. */
+void	log_jstr(struct logrec *, const char *key, struct jstr);
 void	log_int(struct logrec *, const char *key, long long);
 void	log_num(struct logrec *, const char *key, double);
 void	log_bool(struct logrec *, const char *key, int);

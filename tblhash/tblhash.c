@@ -82,7 +82,6 @@ static void
 put_invalid(struct buf *out, struct envelope_out *o, const struct line *l,
     const char *reason, const char *raw, size_t raw_len, struct counts *c)
 {
-	struct buf type = { 0 };
 	struct logrec *r;
 
 	o->invalid = reason;
@@ -96,14 +95,11 @@ put_invalid(struct buf *out, struct envelope_out *o, const struct line *l,
 	c->invalid++;
 	r = log_begin(LOG_WARNING, "⚠️ Invalid message passed on for rejection");
 	log_int(r, "line", (long long)l->lineno);
-	/* The type as read is escaped JSON text: the log gets it decoded. */
-	jstr_decode(&type, o->type);
-	log_strn(r, "type", type.p != NULL ? type.p : "", type.len);
+	log_jstr(r, "type", o->type);	/* escaped as read: decoded */
 	if (o->conn.p != NULL)
 		log_int(r, "tag", (long long)o->tag);
 	log_str(r, "reason", reason);
 	log_end(r);
-	buf_free(&type);
 }
 
 static void

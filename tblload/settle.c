@@ -94,7 +94,7 @@ reject(struct batch *b, const struct rec *r, const char *reason, struct buf *out
 
 	settle_one(out, r, true, reason);
 	lr = log_begin(LOG_WARNING, "❌ Message rejected");
-	log_strn(lr, "type", r->e.type.p, r->e.type.n);
+	log_jstr(lr, "type", r->e.type);
 	if (r->e.has_id)
 		log_int(lr, "id", r->e.id);
 	if (r->e.has_tag)
@@ -107,14 +107,15 @@ reject(struct batch *b, const struct rec *r, const char *reason, struct buf *out
 		return;
 	json_open(&line, '{');
 	json_key(&line, "type");
-	json_put_str_lossy(&line, r->e.type.p ? r->e.type.p : "", r->e.type.n);
+	/* type and conn are JSON text as read: written as they came. */
+	json_put_escaped(&line, r->e.type);
 	if (r->e.has_id) {
 		json_key(&line, "id");
 		json_put_int(&line, r->e.id);
 	}
 	if (r->e.has_tag) {
 		json_key(&line, "conn");
-		json_put_str_lossy(&line, r->e.conn.p, r->e.conn.n);
+		json_put_escaped(&line, r->e.conn);
 		json_key(&line, "tag");
 		json_put_uint(&line, r->e.tag);
 	}
@@ -164,8 +165,8 @@ settle_intake(struct batch *b, struct buf *controls)
 			    data_type_index(r->e.type.p, r->e.type.n));
 		} else if (r->kind == R_CONTROL) {
 			lr = log_begin(LOG_INFO, "📄 Control message");
-			log_strn(lr, "type", r->e.type.p, r->e.type.n);
-			log_strn(lr, "control", r->e.control.p, r->e.control.n);
+			log_jstr(lr, "type", r->e.type);
+			log_jstr(lr, "control", r->e.control);
 			log_end(lr);
 			settle_one(controls, r, false, NULL);
 			count_control();

@@ -323,6 +323,22 @@ releases 3 2 1 0 0 0" "$(batch_logs "$stderr")"
 	final_log "$stderr" | jq -e '.rejected == 8 and .inserted == 0'
 }
 
+@test "the rejects file and the log take an escaped type and conn as they came, not escaped twice" {
+	# "c\u0039" is the connection c9: the settle line and the rejects file
+	# carry it as read, and a JSON reader gets c9 from both.
+	echo '{"type":"no\u0070e","conn":"c\u0039","tag":7,"id":7,"sha256":"'"$(printf '%064d' 7)"'","body":{"id":"7"}}' |
+		frame | sed '1s/"batch":"[^"]*"/"batch":"labels"/' >"$T/in"
+	run -1 --separate-stderr tblload --acks "$T/acks" --rejects "$T/rejects" <"$T/in"
+	local log=$stderr
+	run -0 jq -c '[.type, .conn, .tag, .reason]' "$T/rejects"
+	assert_output '["nope","c9",7,"unknown type"]'
+	run -0 jq -c '[.op, .conn, .tag]' "$T/acks"
+	assert_output '["reject","c9",7]'
+	# The log gets the type decoded, once.
+	jq -se 'map(select(.reason == "unknown type")) | length == 1 and .[0].type == "nope"' \
+	    <<<"$log" >/dev/null
+}
+
 @test "U+0000 is removed from every string before PostgreSQL, and counted once per character" {
 	local b='{"id":"9","name":"a\u0000b","profile":"p\u0000q\u0000r","realname":"lit \\u0000 eral","urls":{"url":["u\u00001","u2"]}}'
 	local r='{"id":"5","labels":{"label":{"@catno":"C\u00001","@id":"7"}},"title":"T\u0000"}'
