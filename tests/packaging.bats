@@ -376,6 +376,7 @@ need_deb_image() {
 	assert_output - <<-'EOF'
 		/usr/bin/tableinator
 		/usr/bin/tblload
+		common.bash
 		log.bash
 		queries.sql
 		schema.sql
