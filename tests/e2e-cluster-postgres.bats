@@ -23,17 +23,17 @@ setup_file() {
 	supervisor_tree
 	local t0
 	t0=$(_tbl_now)
-	pg_pair_start sync sync && pg_pair_start async async || return
+	pg_pair_start fo_sync sync && pg_pair_start fo_async async || return
 	echo "# two pairs (sync, async) up in $(_tbl_since "$t0") s" >&3
 	t0=$(_tbl_now)
 	# The reference on a pair of its own role: the sync pair.
-	pg_pair_use sync && backlog_make "$BACKLOG_RECORDS" && backlog_reference || return
+	pg_pair_use fo_sync && backlog_make "$BACKLOG_RECORDS" && backlog_reference || return
 	echo "# $BACKLOG_RECORDS records generated and loaded for reference in $(_tbl_since "$t0") s" >&3
 }
 
 teardown_file() {
 	local p
-	for p in sync async; do
+	for p in fo_sync fo_async; do
 		pg_pair_use "$p" && pg_pair_stop
 	done
 }
@@ -66,16 +66,16 @@ failover_report() {
 	back=$(inst_log 1 -r 'select(.event | startswith("✅ Connected to PostgreSQL again")) | .timestamp |
 		capture("^(?<s>.*)\\.(?<f>[0-9]+)Z$") | (.s + "Z" | fromdate) + ("0." + .f | tonumber)' | head -n 1)
 	[[ -n $back ]] || flunk "tblload did not log its reconnection"
-	echo "# $1: kill -9 of the primary, promotion: tblload wrote again $(since "$PGPAIR_KILLED_AT" "$back") s after the kill (load: $(load_avg))" >&3
+	echo "# ${1#fo_}: kill -9 of the primary, promotion: tblload wrote again $(since "$PGPAIR_KILLED_AT" "$back") s after the kill (load: $(load_avg))" >&3
 }
 
 @test "POSTGRES_SYNC_REQUIRED: tblload refuses (78) a server that would commit without a synchronous standby; the standby listed first is skipped" {
-	pg_pair_use async
+	pg_pair_use fo_async
 	pg_newdb
 	run -78 --separate-stderr env POSTGRES_SYNC_REQUIRED=true tblload </dev/null
 	where '.level == "error"' '.event | contains("synchronous_standby_names is empty")' <<<"$stderr"
 	run -0 --separate-stderr env POSTGRES_SYNC_REQUIRED=false tblload </dev/null
-	pg_pair_use sync
+	pg_pair_use fo_sync
 	pg_newdb
 	psqlq -c "ALTER DATABASE $POSTGRES_DATABASE SET synchronous_commit = local"
 	run -78 --separate-stderr env POSTGRES_SYNC_REQUIRED=true tblload </dev/null
@@ -96,11 +96,11 @@ failover_report() {
 }
 
 @test "synchronous standby: kill -9 of the primary and promotion mid-load: exact tables, nothing acked lost" {
-	start_load sync
+	start_load fo_sync
 	pg_pair_kill_primary
 	pg_pair_promote
 	wait_until 900 counts_are "$REF_COUNTS"
-	failover_report sync
+	failover_report fo_sync
 	echo "# sync: all rows stored $(_tbl_since "$LOAD_T0") s after the start" >&3
 	assert_backlog_stored
 	wait_queues 120 "0 0 0 0" "0 0 0 0"
@@ -111,7 +111,7 @@ failover_report() {
 
 @test "asynchronous standby: kill -9 of the lagging primary and promotion mid-load: the acked records lost are counted; a replay of the backlog repairs the tables" {
 	local pid missing
-	start_load async
+	start_load fo_async
 	# As on a network that lags: the standby stops receiving for a second
 	# before the primary dies. Commits (and so acks) go on meanwhile.
 	pid=$(pg_pair_psql primary -c "SELECT pid FROM pg_stat_replication WHERE application_name = '$PGPAIR_STANDBY'")
@@ -122,7 +122,7 @@ failover_report() {
 	pg_pair_promote
 	# Everything acked: the broker holds nothing more to give.
 	wait_queues 900 "0 0 0 0" "0 0 0 0"
-	failover_report async
+	failover_report fo_async
 	missing=$(backlog_missing | wc -l)
 	[[ $missing =~ ^[0-9]+$ ]]
 	echo "# async: $missing acked records missing after the failover (walsender stalled 1 s before the kill)" >&3
