@@ -25,7 +25,7 @@ BINS     := $(TOOLS:%=$(BUILD)/bin/%)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/test/%,$(sort $(wildcard tests/unit/*.c)))
 MANS     := $(sort $(wildcard docs/man/*.1))
 
-.PHONY: all check check-cluster deps test test-asan asan bench bench-scale demo demo-stop install \
+.PHONY: all check check-cluster check-packaging deps test test-asan asan bench bench-scale demo demo-stop install \
 	install-systemd image deb clean
 all: $(BINS) $(UNIT_BINS)
 
@@ -69,17 +69,23 @@ deps:
 
 # make check: install what is missing, build (the fuzz targets and the ASan
 # and UBSan build too), then run every suite (fuzz.bats: each fuzz target
-# briefly) and the per-tool suites again against the sanitizer build, in
-# groups that run at the same time (tests/check).
+# briefly) and the server-less C tools' suites again against the sanitizer
+# build, in groups that run at the same time (tests/check). Not the two
+# slow targets below: with them, make check takes 45 minutes on two cores.
 check: deps all fuzz-build asan
 	tests/check $(BUILD)/bin build-asan/bin
 
 # make check-cluster: the failover suites (tests/e2e-cluster-*.bats, a
 # RabbitMQ cluster or a PostgreSQL primary with its standby of their own,
-# nodes killed mid-load) and cluster-harness: minutes each, too
-# slow for make check; CI does not run them (yet).
+# nodes killed mid-load) and cluster-harness: about 15 minutes.
 check-cluster: deps all
 	TBL_SUITES=cluster tests/run $(BUILD)/bin
+
+# make check-packaging: the image, compose, the systemd units and the
+# Debian package, each built and run (tests/packaging.bats; root, podman):
+# about 17 minutes from empty storage.
+check-packaging: deps all
+	tests/run $(BUILD)/bin packaging
 
 test: all
 	tests/run $(BUILD)/bin
