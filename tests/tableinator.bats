@@ -87,9 +87,9 @@ teardown() {
 	# What the broker said counts if it said it within the delay: on a busy
 	# machine one rabbitmqctl call can take many seconds. The log times
 	# below hold whatever the load.
-	c=$(with_timeout 12 connections) || c=unknown
-	q=$(with_timeout 12 queue_counts) || q=unknown
-	if [[ $c != unknown && $q != unknown ]] && awk -v a="$(log_time '🚀 Starting tableinator')" -v b="$EPOCHREALTIME" \
+	c=$(connections)
+	q=$(queue_counts)
+	if awk -v a="$(log_time '🚀 Starting tableinator')" -v b="$EPOCHREALTIME" \
 	    -v d="$STARTUP_DELAY" 'BEGIN { exit !(b - a < d) }'; then
 		assert_equal 0 "$c"
 		assert_equal "$(printf '%s\n' 'artists 0 0' 'labels 10 0' 'masters 0 0' 'releases 0 0')" "$q"
