@@ -524,7 +524,7 @@ logins_are() {
 	# 6 s later: still connected, with stdout full for all that time.
 	assert_equal 1 "$(connections)"
 	run -0 rmqctl -q list_connections --no-table-headers vhost timeout state
-	assert_line "$RMQ_VHOST	1	running"
+	assert_line "$RMQ_VHOST	2	running"
 	# Nothing is settled yet: all 4000 are in the queues, 800 (the prefetch)
 	# held by amqp-drain.
 	assert_queues "1000 1000 1000 1000"
