@@ -138,7 +138,10 @@ teardown() {
 	samples labels 150 | tail -n 50 | publish labels
 	samples artists 101 | tail -n 1 | publish artists
 	wait_until 10 logged "📬 Messages are waiting: starting the pipeline"
-	assert_equal '{"artists":1,"labels":50,"masters":0,"releases":0,"total":51}' "$(jlog -c 'select(.event == "📬 Messages are waiting: starting the pipeline") | .depths | fromjson')"
+	# The check may come while the two are published: it saw some of them.
+	jlog -s -e 'map(select(.event == "📬 Messages are waiting: starting the pipeline") | .depths | fromjson) |
+		length == 1 and (.[0] | .masters == 0 and .releases == 0 and .labels <= 50 and
+		.artists <= 1 and .total == .labels + .artists and .total > 0)' >/dev/null
 	wait_until 10 counts_are "101 150 100 100"
 	wait_until 10 state_is running
 	wait_queues 10 "0 0 0 0"
